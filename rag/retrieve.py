@@ -1,0 +1,114 @@
+"""Hybrid retrieval: dense (FAISS) and lexical (BM25) lists fused by reciprocal rank, with
+metadata filters and an optional cross-encoder reranking stage."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import numpy as np
+
+from . import dense, lexical
+from .config import Settings
+from .embedders import make_embedder
+from .glossary import expand_query
+from .schema import Chunk, Hit
+from .store import Index, index_text, load_index
+from .tokenize import tokens
+
+FILTER_KEYS = ("doc_id", "doc_type", "place", "year")
+
+
+class QueryError(ValueError):
+    """A query or filter that cannot be searched; the message says why."""
+
+
+def validate_filters(filters: dict | None) -> dict:
+    filters = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
+    unknown = sorted(set(filters) - set(FILTER_KEYS))
+    if unknown:
+        raise QueryError(f"unknown filter {', '.join(unknown)}; allowed: {', '.join(FILTER_KEYS)}")
+    if "year" in filters:
+        try:
+            filters["year"] = int(filters["year"])
+        except (TypeError, ValueError):
+            raise QueryError(f"filter year must be a number, got {filters['year']!r}") from None
+    return filters
+
+
+def matches(chunk: Chunk, filters: dict) -> bool:
+    for key, want in filters.items():
+        if key == "place":
+            if not any(want in p or p in want for p in chunk.places) and want not in chunk.place:
+                return False
+        elif getattr(chunk, key) != want:
+            return False
+    return True
+
+
+def rrf(lists: list[tuple[list[int], float]], k: int) -> dict[int, float]:
+    """Reciprocal-rank fusion: sum of weight / (k + rank) over the lists a row appears in."""
+    fused: dict[int, float] = {}
+    for ids, weight in lists:
+        for rank, i in enumerate(ids, start=1):
+            fused[i] = fused.get(i, 0.0) + weight / (k + rank)
+    return fused
+
+
+class Retriever:
+    """Holds one loaded index and the embedder; safe to share between threads."""
+
+    def __init__(self, settings: Settings, index: Index | None = None):
+        self.settings = settings
+        self.index = index or load_index(settings)
+        self.embedder = make_embedder(settings)
+        self._reranker = None
+        self._lock = threading.Lock()
+
+    def _allowed(self, filters: dict) -> np.ndarray | None:
+        if not filters:
+            return None
+        return np.array([matches(c, filters) for c in self.index.chunks], dtype=bool)
+
+    def search(self, query: str, k: int = 5, filters: dict | None = None,
+               mode: str | None = None) -> list[Hit]:
+        mode = mode or self.settings.retriever
+        if mode not in ("hybrid", "dense", "lexical"):
+            raise QueryError(f"unknown retriever {mode!r}: use hybrid, dense or lexical")
+        filters = validate_filters(filters)
+        if not re.search(r"\w", query):
+            return []  # only punctuation or emoji: nothing to search for
+        allowed = self._allowed(filters)
+        if allowed is not None and not allowed.any():
+            return []
+        expanded = expand_query(query)
+        depth = max(self.settings.fusion_depth, k)
+        lists, sources = [], {}
+        if mode in ("hybrid", "dense"):
+            qvec = self.embedder.embed_queries([expanded])[0]
+            ids, scores = dense.search(self.index.faiss_index, qvec, depth, allowed)
+            lists.append((ids, self.settings.dense_weight))
+            sources["dense"] = dict(zip(ids, scores))
+        if mode in ("hybrid", "lexical"):
+            ids, scores = lexical.search(self.index.bm25, tokens(expanded), depth, allowed)
+            lists.append((ids, self.settings.lexical_weight))
+            sources["lexical"] = dict(zip(ids, scores))
+        fused = rrf(lists, self.settings.rrf_k)
+        order = sorted(fused, key=lambda i: -fused[i])
+        if self.settings.reranker:
+            order = self._rerank(expanded, order[: max(20, k)])
+        hits = []
+        for rank, i in enumerate(order[:k], start=1):
+            src = {name: round(float(s[i]), 4) for name, s in sources.items() if i in s}
+            hits.append(Hit(self.index.chunks[i], float(fused.get(i, 0.0)), rank, src))
+        return hits
+
+    def _rerank(self, query: str, order: list[int]) -> list[int]:
+        with self._lock:
+            if self._reranker is None:
+                from sentence_transformers import CrossEncoder
+
+                self._reranker = CrossEncoder(self.settings.reranker, device="cpu")
+        pairs = [(query, index_text(self.index.chunks[i])) for i in order]
+        scores = self._reranker.predict(pairs, show_progress_bar=False)
+        return [i for _, i in sorted(zip(scores, order), key=lambda t: -t[0])]

@@ -1,0 +1,119 @@
+"""Typed records that travel between the stages: Document → Section → Chunk → Hit → Answer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Place:
+    province: str | None = None
+    city: str | None = None
+    county: str | None = None
+
+    def names(self) -> list[str]:
+        return [n for n in (self.county, self.city, self.province) if n]
+
+    def label(self) -> str:
+        return "".join(n for n in (self.province, self.city, self.county) if n)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One corpus file: its exact text and the manifest's metadata."""
+
+    doc_id: str
+    path: str
+    text: str
+    title: str
+    publisher: str
+    place: Place
+    year: int | None
+    date: str | None
+    doc_type: str  # journal_issue | work_report | news_article
+    issue: str | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of a document with one meaning: an article, a committee's report, the cover.
+
+    ``spans`` are raw [start, end) ranges; an article continued on a later page has two.
+    ``kind`` is ``article`` for content and ``toc`` for furniture that is not chunked.
+    """
+
+    kind: str
+    title: str | None
+    spans: tuple[tuple[int, int], ...]
+    column: str | None = None
+    author: str | None = None
+    place: Place | None = None
+    year: int | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str
+    doc_id: str
+    start: int  # raw offsets into the corpus file's text: quote == text[start:end]
+    end: int
+    text: str  # normalised text used for matching and embedding
+    title: str  # document title
+    article: str | None
+    column: str | None
+    author: str | None
+    place: str  # label, e.g. 河南省洛阳市洛龙区
+    places: tuple[str, ...]  # every name the place goes by, most specific first
+    year: int | None
+    date: str | None
+    doc_type: str
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["places"] = list(self.places)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Chunk":
+        d = dict(d)
+        d["places"] = tuple(d.get("places") or ())
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float
+    rank: int
+    sources: dict = field(default_factory=dict)  # per-retriever rank, for inspection
+
+
+@dataclass(frozen=True)
+class Citation:
+    doc_id: str
+    title: str
+    article: str | None
+    date: str | None
+    start: int
+    end: int
+    quote: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answer: str
+    found: bool
+    citations: list[Citation]
+    took_ms: float = 0.0
+    hits: list[Hit] = field(default_factory=list, compare=False, repr=False)
+
+    def to_json(self) -> dict:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "found": self.found,
+            "citations": [asdict(c) for c in self.citations],
+            "took_ms": round(self.took_ms, 2),
+        }

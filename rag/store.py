@@ -1,0 +1,294 @@
+"""The index on disk: build, load, check, update.
+
+``index/current/`` holds one complete index (manifest, chunk table, FAISS, BM25). A build is
+written to a temporary folder and renamed into place, so a crash mid-build never leaves a half
+index that loads. An embedding cache keyed by (embedder, text hash) makes rebuilds after a small
+change re-embed only the chunks that changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import dense, lexical
+from .config import Settings
+from .embedders import Embedder, make_embedder
+from .ingest import ingest, read_chunks, write_chunks
+from .schema import Chunk
+from .tokenize import tokens
+
+FORMAT = 2  # bump when the on-disk layout or the chunk/index text changes
+CHUNKER_VERSION = 1
+
+
+class IndexError_(Exception):
+    """The index is missing, stale, corrupt or from another configuration; says what to do."""
+
+
+def index_text(chunk: Chunk) -> str:
+    """What is embedded and BM25-indexed: the passage with its article, place and year, so a
+    question naming them finds it even when the passage itself does not repeat them."""
+    head = " ".join(str(x) for x in (chunk.article, chunk.place, f"{chunk.year}年" if chunk.year else None) if x)
+    return f"{head}\n{chunk.text}"
+
+
+def corpus_hash(settings: Settings) -> str:
+    h = hashlib.sha256()
+    manifest = settings.manifest_path
+    h.update(manifest.read_bytes() if manifest.exists() else b"")
+    for f in sorted(settings.corpus_dir.glob("*.txt")):
+        h.update(f.name.encode())
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+class EmbeddingCache:
+    """Vectors keyed by text hash, one file per embedder, written atomically."""
+
+    def __init__(self, root: Path, embedder_name: str):
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedder_name)
+        self.path = root / f"{safe}.npz"
+        self.vectors: dict[str, np.ndarray] = {}
+        if self.path.exists():
+            try:
+                with np.load(self.path) as data:
+                    self.vectors = dict(zip(data["keys"].tolist(), data["vectors"]))
+            except Exception:  # a corrupt cache only costs time: start empty
+                self.vectors = {}
+        self.hits = self.misses = 0
+
+    def embed(self, embedder: Embedder, texts: list[str], progress: bool = False) -> np.ndarray:
+        keys = [_text_key(t) for t in texts]
+        todo = sorted({k: t for k, t in zip(keys, texts) if k not in self.vectors}.items())
+        self.misses, self.hits = len(todo), len(keys) - sum(k not in self.vectors for k in keys)
+        if todo:
+            vecs = embedder.embed_passages([t for _, t in todo], progress=progress)
+            for (k, _), v in zip(todo, vecs):
+                self.vectors[k] = v
+            self.save()
+        if not keys:
+            return np.zeros((0, embedder.dim), dtype=np.float32)
+        return np.vstack([self.vectors[k] for k in keys]).astype(np.float32)
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keys = np.array(list(self.vectors), dtype="U24")
+        vecs = np.vstack(list(self.vectors.values())) if self.vectors else np.zeros((0, 1))
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz")
+        os.close(fd)
+        np.savez(tmp, keys=keys, vectors=vecs)
+        os.replace(tmp, self.path)
+
+
+@dataclass
+class Index:
+    """A loaded index: the chunk table and both retrieval structures, aligned by position."""
+
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    faiss_index: object
+    bm25: object
+    manifest: dict
+
+    @property
+    def by_id(self) -> dict[str, Chunk]:
+        return {c.id: c for c in self.chunks}
+
+
+def current_dir(settings: Settings) -> Path:
+    return settings.index_dir / "current"
+
+
+def _manifest(settings: Settings, embedder: Embedder, chunks: list[Chunk], docs: int) -> dict:
+    dense_cfg = {"type": settings.dense_index}
+    if settings.dense_index == "hnsw":
+        dense_cfg.update(m=settings.hnsw_m, ef_search=settings.hnsw_ef_search)
+    return {
+        "format": FORMAT,
+        "embedder": {"name": embedder.name, "dim": embedder.dim, "backend": settings.embedder},
+        "dense": dense_cfg,
+        "lexical": {"type": "bm25s", "tokenizer": "jieba+domain-dictionary", "k1": 1.2, "b": 0.75},
+        "chunker": {"size": settings.chunk_size, "overlap": settings.chunk_overlap,
+                    "version": CHUNKER_VERSION},
+        "corpus_hash": corpus_hash(settings),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "counts": {"documents": docs, "chunks": len(chunks)},
+    }
+
+
+def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, manifest: dict,
+           crash_after: str | None = None) -> Path:
+    """Write a complete index to a temp folder, then swap it in for ``current``."""
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="building-", dir=settings.index_dir))
+    try:
+        write_chunks(chunks, tmp / "chunks.jsonl")
+        np.save(tmp / "vectors.npy", vectors)
+        dense.save(
+            dense.build(vectors, settings.dense_index, settings.hnsw_m, settings.hnsw_ef_search),
+            tmp / "dense.faiss",
+        )
+        if crash_after == "dense":  # for tests: simulate a crash mid-build
+            raise RuntimeError("simulated crash during build")
+        lexical.save(lexical.build([tokens(index_text(c)) for c in chunks]), tmp / "bm25")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+        cur = current_dir(settings)
+        old = settings.index_dir / f"old-{os.getpid()}-{time.time_ns()}"
+        if cur.exists():
+            cur.rename(old)
+        tmp.rename(cur)
+        shutil.rmtree(old, ignore_errors=True)
+        return cur
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build_index(settings: Settings, progress: bool = False, skip_bad: bool = False,
+                crash_after: str | None = None) -> dict:
+    """Corpus → chunks → vectors (cached) → FAISS + BM25 in ``index/current``. Returns stats."""
+    t0 = time.perf_counter()
+    ingested = ingest(settings, skip_bad=skip_bad)
+    embedder = make_embedder(settings)
+    cache = EmbeddingCache(settings.index_dir / "cache", embedder.name)
+    vectors = cache.embed(embedder, [index_text(c) for c in ingested.chunks], progress=progress)
+    manifest = _manifest(settings, embedder, ingested.chunks, len(ingested.documents))
+    _write(settings, ingested.chunks, vectors, manifest, crash_after)
+    write_chunks(ingested.chunks, settings.index_dir / "chunks.jsonl")
+    return {
+        "chunks": len(ingested.chunks),
+        "documents": len(ingested.documents),
+        "embedded": cache.misses,
+        "cached": cache.hits,
+        "seconds": time.perf_counter() - t0,
+        "errors": [str(e) for e in ingested.errors],
+    }
+
+
+def load_index(settings: Settings, check_corpus: bool = True) -> Index:
+    """The built index, refused with a clear message when it does not fit the configuration."""
+    cur = current_dir(settings)
+    hint = "run `rag index` to build it"
+    if not (cur / "manifest.json").exists():
+        raise IndexError_(f"no index in {cur}; {hint}")
+    try:
+        manifest = json.loads((cur / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise IndexError_(f"index manifest {cur / 'manifest.json'} is unreadable ({e}); {hint}") from None
+    if manifest.get("format") != FORMAT:
+        raise IndexError_(
+            f"index in {cur} has format {manifest.get('format')}, this version reads {FORMAT}; {hint}"
+        )
+    want = make_embedder(settings)
+    got = manifest.get("embedder", {})
+    if got.get("name") != want.name or got.get("dim") != want.dim:
+        raise IndexError_(
+            f"index was built with embedder {got.get('name')} ({got.get('dim')}-d) but "
+            f"{want.name} ({want.dim}-d) is configured; {hint} to rebuild it"
+        )
+    if check_corpus and manifest.get("corpus_hash") != corpus_hash(settings):
+        raise IndexError_(f"index is stale: the corpus changed since it was built; {hint}")
+    try:
+        chunks = read_chunks(cur / "chunks.jsonl")
+        vectors = np.load(cur / "vectors.npy")
+        faiss_index = dense.load(cur / "dense.faiss")
+        bm25 = lexical.load(cur / "bm25")
+    except Exception as e:
+        raise IndexError_(f"index in {cur} is corrupt ({type(e).__name__}: {e}); {hint}") from None
+    if not (len(chunks) == faiss_index.ntotal == len(vectors) == bm25.scores["num_docs"]):
+        raise IndexError_(f"index in {cur} is inconsistent (counts differ); {hint}")
+    return Index(chunks, vectors, faiss_index, bm25, manifest)
+
+
+def index_status(settings: Settings) -> str | None:
+    """None when the index loads, else the reason it does not."""
+    try:
+        load_index(settings)
+    except IndexError_ as e:
+        return str(e)
+    return None
+
+
+def remove_document(settings: Settings, doc_id: str) -> dict:
+    """Drop one document from corpus manifest and index, keeping every other vector as is."""
+    from .corpus import load_manifest
+
+    entries = load_manifest(settings.manifest_path)
+    if not any(e["doc_id"] == doc_id for e in entries):
+        raise IndexError_(f"no document {doc_id!r} in {settings.manifest_path}")
+    index = load_index(settings)
+    entry = next(e for e in entries if e["doc_id"] == doc_id)
+    _write_manifest(settings, [e for e in entries if e["doc_id"] != doc_id])
+    (settings.corpus_dir / entry["file"]).unlink(missing_ok=True)
+    keep = [i for i, c in enumerate(index.chunks) if c.doc_id != doc_id]
+    return _rewrite(settings, [index.chunks[i] for i in keep], index.vectors[keep], index.manifest)
+
+
+def add_document(settings: Settings, path: Path, entry: dict, progress: bool = False) -> dict:
+    """Copy a file into the corpus (bytes unchanged), add its manifest entry, chunk and embed
+    only it, and append it to the index."""
+    from .chunking import chunk_document
+    from .corpus import CorpusError, document_from_entry, load_manifest, read_text
+
+    entries = load_manifest(settings.manifest_path)
+    if any(e["doc_id"] == entry["doc_id"] for e in entries):
+        raise IndexError_(f"document {entry['doc_id']!r} is already in the corpus; remove it first")
+    text = read_text(path)
+    target = settings.corpus_dir / f"{entry['doc_id']}.txt"
+    if target.exists():
+        raise CorpusError(target, "a file of that name is already in the corpus")
+    entry = {**entry, "file": target.name}
+    doc = document_from_entry(entry, text, target)
+    index = load_index(settings)
+    shutil.copyfile(path, target)
+    _write_manifest(settings, entries + [entry])
+    new = chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
+    embedder = make_embedder(settings)
+    cache = EmbeddingCache(settings.index_dir / "cache", embedder.name)
+    vecs = cache.embed(embedder, [index_text(c) for c in new], progress=progress)
+    chunks = index.chunks + new
+    vectors = np.vstack([index.vectors, vecs]) if len(new) else index.vectors
+    stats = _rewrite(settings, chunks, vectors, index.manifest)
+    stats["embedded"] = cache.misses
+    return stats
+
+
+def _order(chunks: list[Chunk], vectors: np.ndarray, doc_order: list[str]):
+    rank = {d: i for i, d in enumerate(doc_order)}
+    idx = sorted(range(len(chunks)), key=lambda i: (rank.get(chunks[i].doc_id, 1 << 30), chunks[i].start, chunks[i].end))
+    return [chunks[i] for i in idx], vectors[idx] if len(idx) else vectors
+
+
+def _rewrite(settings: Settings, chunks, vectors, old_manifest: dict) -> dict:
+    from .corpus import load_manifest
+
+    doc_order = [e["doc_id"] for e in load_manifest(settings.manifest_path)]
+    chunks, vectors = _order(chunks, vectors, doc_order)
+    manifest = dict(old_manifest)
+    manifest.update(corpus_hash=corpus_hash(settings), built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    counts={"documents": len(doc_order), "chunks": len(chunks)})
+    _write(settings, chunks, vectors, manifest)
+    write_chunks(chunks, settings.index_dir / "chunks.jsonl")
+    return {"chunks": len(chunks), "documents": len(doc_order)}
+
+
+def _write_manifest(settings: Settings, entries: list[dict]) -> None:
+    path = settings.manifest_path
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["documents"] = entries
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
