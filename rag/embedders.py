@@ -85,7 +85,8 @@ class SentenceTransformerEmbedder:
         self._model = SentenceTransformer(model, device="cpu")
         self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
         self.normalize, self.batch = normalize, batch
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
         self.name = f"st:{model}"
 
     def _encode(self, texts: list[str]) -> np.ndarray:

@@ -44,7 +44,9 @@ def index_text(chunk: Chunk) -> str:
 def corpus_hash(settings: Settings) -> str:
     h = hashlib.sha256()
     manifest = settings.manifest_path
-    h.update(manifest.read_bytes() if manifest.exists() else b"")
+    if manifest.exists():  # the entries, not the file's formatting
+        entries = json.loads(manifest.read_text(encoding="utf-8")).get("documents")
+        h.update(json.dumps(entries, ensure_ascii=False, sort_keys=True).encode())
     for f in sorted(settings.corpus_dir.glob("*.txt")):
         h.update(f.name.encode())
         h.update(hashlib.sha256(f.read_bytes()).digest())

@@ -1,0 +1,123 @@
+"""The persisted hybrid index: refused when it does not fit, atomic, incremental."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rag import store
+from rag.retrieve import QueryError, Retriever
+
+NEW_DOC = "2025年,某某县人大常委会召开常委会会议6次,听取审议专项工作报告12个,加装电梯77部。\n"
+
+
+@pytest.fixture()
+def built_copy(corpus_copy):
+    store.build_index(corpus_copy)
+    return corpus_copy
+
+
+def test_add_then_remove_equals_the_index_without_it(built_copy, tmp_path):
+    s = built_copy
+    before = store.load_index(s)
+    f = tmp_path / "new.txt"
+    f.write_text(NEW_DOC, encoding="utf-8")
+    stats = store.add_document(s, f, {"doc_id": "mouxian-2025", "title": "某某县2025年工作", "doc_type": "work_report",
+                                      "place": {"province": "河南省", "city": "洛阳市", "county": "某某县"}, "year": 2025})
+    assert stats["embedded"] == 1  # only the new document's chunk was embedded
+    added = store.load_index(s)
+    assert len(added.chunks) == len(before.chunks) + 1
+    hits = Retriever(s, added).search("某某县加装电梯多少部", k=3)
+    assert hits[0].chunk.doc_id == "mouxian-2025"
+
+    store.remove_document(s, "mouxian-2025")
+    after = store.load_index(s)
+    assert [c.id for c in after.chunks] == [c.id for c in before.chunks]
+    assert np.array_equal(after.vectors, before.vectors)
+    q = Retriever(s, after).search("洛龙区常委会会议", k=5)
+    r = Retriever(s, before).search("洛龙区常委会会议", k=5)
+    assert [h.chunk.id for h in q] == [h.chunk.id for h in r]
+    assert after.manifest["corpus_hash"] == before.manifest["corpus_hash"]
+
+
+def test_index_from_another_embedder_is_refused(built_copy):
+    path = store.current_dir(built_copy) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["embedder"] = {"name": "st:BAAI/bge-m3", "dim": 1024}
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(store.IndexError_, match="built with embedder st:BAAI/bge-m3.*rag index"):
+        store.load_index(built_copy)
+
+
+def test_index_of_an_older_format_is_refused(built_copy):
+    path = store.current_dir(built_copy) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["format"] = 1
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(store.IndexError_, match="format 1.*rag index"):
+        store.load_index(built_copy)
+
+
+def test_stale_index_is_refused_after_the_corpus_changes(built_copy):
+    f = built_copy.corpus_dir / "luolong-2025-xunli.txt"
+    f.write_bytes(f.read_bytes() + "补充。".encode())
+    with pytest.raises(store.IndexError_, match="stale"):
+        store.load_index(built_copy)
+
+
+def test_corrupt_index_file_is_refused(built_copy):
+    (store.current_dir(built_copy) / "dense.faiss").write_bytes(b"not a faiss index")
+    with pytest.raises(store.IndexError_, match="corrupt"):
+        store.load_index(built_copy)
+
+
+def test_interrupted_build_leaves_the_old_index_usable(built_copy):
+    before = store.load_index(built_copy)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        store.build_index(built_copy, crash_after="dense")
+    after = store.load_index(built_copy)
+    assert [c.id for c in after.chunks] == [c.id for c in before.chunks]
+    leftovers = [p.name for p in built_copy.index_dir.iterdir() if p.name.startswith("building-")]
+    assert leftovers == []
+
+
+def test_warm_rebuild_embeds_nothing(built_copy):
+    stats = store.build_index(built_copy)
+    assert stats["embedded"] == 0 and stats["cached"] == stats["chunks"]
+
+
+def test_hnsw_is_selectable_and_written_to_the_manifest(corpus_copy):
+    s = corpus_copy.replace(dense_index="hnsw", hnsw_m=16)
+    store.build_index(s)
+    index = store.load_index(s)
+    assert index.manifest["dense"] == {"type": "hnsw", "m": 16, "ef_search": 64}
+    assert Retriever(s, index).search("古树名木保护", k=3)
+
+
+def test_queries_of_only_punctuation_or_emoji_return_nothing(built):
+    r = Retriever(built)
+    assert r.search("？？！。。", k=5) == []
+    assert r.search("😀🎉", k=5) == []
+
+
+def test_filters(built):
+    r = Retriever(built)
+    hits = r.search("任免国家机关工作人员", k=5, filters={"place": "盖州市"})
+    assert hits and all("盖州市" in h.chunk.places for h in hits)
+    assert r.search("任免", k=5, filters={"year": 1999}) == []
+    assert all(h.chunk.doc_id == "zhongyuan-2020-report"
+               for h in r.search("代表联络站", k=5, filters={"doc_id": "zhongyuan-2020-report"}))
+    with pytest.raises(QueryError, match="unknown filter colour"):
+        r.search("任免", k=5, filters={"colour": "red"})
+
+
+def test_lexical_tokens_keep_figures_with_units():
+    from rag.tokenize import tokens
+
+    toks = tokens("协调推进加装电梯 138 部")
+    assert "138部" in toks and "138" in toks and "加装电梯" in toks
+
+
+def test_english_query_retrieves_chinese_passages(built):
+    hits = Retriever(built).search("How many ancient trees are registered in Luoyang?", k=5)
+    assert any("88965" in h.chunk.text for h in hits)
