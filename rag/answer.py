@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .config import Settings
 from .corpus import load_corpus
-from .glossary import is_english, to_chinese_terms
+from .glossary import GLOSSARY, is_english, to_chinese_terms
 from .normalize import NormText, normalize_span
 from .retrieve import QueryError, Retriever
 from .schema import Answer, Chunk, Citation, Hit
@@ -23,7 +23,7 @@ from .tokenize import keywords, tokenizer
 
 log = logging.getLogger("rag.answer")
 
-UNITS = "人次|件次|万元|亿元|公里|平方米|余人|余件|%|[部个次人件项条家名位所处株场篇本栋户岁元张台辆座期届批类天年]"
+UNITS = "人次|件次|万元|亿元|公里|平方米|%|[部个次人件项条家名位所处株棵场篇本份栋户岁元张台辆座期届批类轮天年万]"
 FIGURE = re.compile(
     rf"(?:\d+(?:\.\d+)?(?:万|亿)?(?:余|多)?(?:{UNITS})|[一二三四五六七八九十两]+(?:{UNITS}))"
 )
@@ -42,6 +42,8 @@ GENERIC_PLACES = {"城市", "全市", "本市", "市区", "城区", "小区", "�
                   "县市区", "市县区", "全省", "各省", "城市区", "老旧小区"}
 SENTENCE = re.compile(r"[^。!?;\n]+[。!?;]?")
 CLAUSE = re.compile(r"[^,;:。!?\n]+[,;:。!?]?")
+# A capitalised name after "in/of/did/…" in an English question: a place the glossary must know.
+EN_PLACE = re.compile(r"\b(?:in|of|did|does|has|for|at) ([A-Z][a-z]+(?:'[a-z]+(?<!'s))?)")
 NOT_FOUND = "出版物中没有找到这个问题的答案。"
 
 
@@ -68,6 +70,8 @@ class Answerer:
         self.retriever = retriever or Retriever(settings)
         self.texts = {d.doc_id: d.text for d in load_corpus(settings.corpus_dir, skip_bad=True).documents}
         self.places = self._gazetteer(self.retriever.index.chunks)
+        self.corpus_text = "".join(c.text for c in self.retriever.index.chunks)
+        self._df: dict[str, int] = {}
         self.years = {c.year for c in self.retriever.index.chunks if c.year}
 
     @staticmethod
@@ -102,11 +106,15 @@ class Answerer:
                 if full not in known:
                     known.append(full)
         for tok in tokenizer().cut(question):
-            if len(tok) >= 3 and tok[-1] in "省市县区" and tok not in GENERIC_PLACES:
-                if not any(tok.startswith(k) or k.startswith(tok) for k in self.places) and not any(
-                    tok in k for k in known
-                ):
+            if len(tok) >= 3 and tok[-1] in "省市县区" and tok not in GENERIC_PLACES and not any(
+                tok in k for k in known
+            ):
+                if tok in self.corpus_text:
+                    known.append(tok)  # a place the publications write about, e.g. 汝阳县
+                else:
                     unknown.append(tok)
+        if is_english(question):
+            unknown += [w for w in EN_PLACE.findall(question) if w.lower() not in GLOSSARY]
         years = sorted({int(y) for y in YEAR.findall(text)})
         return known, unknown, years
 
@@ -137,7 +145,14 @@ class Answerer:
         if is_english(question):
             text = to_chinese_terms(question)
         kws = [k for k in keywords(text) if not k.isascii() or k.isdigit()]
-        return {k: 1.0 + math.log(len(k)) for k in kws}
+        n = len(self.retriever.index.chunks)
+        weights = {}
+        for k in kws:
+            if k not in self._df:
+                self._df[k] = sum(k in c.text for c in self.retriever.index.chunks)
+            # rare words say more about which sentence answers than 人大常委会 does
+            weights[k] = math.log((n + 1) / (self._df[k] + 1)) + 0.2 * math.log(len(k) + 1)
+        return weights
 
     def _in_scope(self, chunk: Chunk, sentence: str, places: list[str], years: list[int]) -> bool:
         for p in places:
@@ -170,21 +185,26 @@ class Answerer:
                 score = (covered + 0.5 * ctx) / total + 0.15 / hit.rank
                 cand = Candidate(hit, norm, s, e, score)
                 if qkind == "number":
-                    fig = self._best_figure(sent, weights, unit)
+                    fig = self._best_figure(sent, weights, unit, total)
                     if fig is None:
-                        cand.score -= 0.3
+                        cand.score -= 0.5
                     else:
                         cand.figure = (s + fig[0], s + fig[1])
                         cand.score += fig[2]
+                elif qkind == "list" and sent.count("、") >= 2:
+                    cand.score += 0.1
                 cand.in_scope = self._in_scope(c, sent, places, years)
-                if any(p in sent or re.sub(r"(省|市|区|县|旗)$", "", p) in sent for p in places):
-                    cand.score += 0.1  # the sentence itself names the place asked about
+                for p in places:
+                    if p in sent or re.sub(r"(省|市|区|县|旗)$", "", p) in sent or c.places[:1] == (p,):
+                        cand.score += 0.1  # the passage is about the place asked, not a part of it
+                    elif c.places and c.places[0] != p and p in c.places:
+                        cand.score -= 0.1  # a county's figure when the city was asked
                 out.append(cand)
         out.sort(key=lambda x: -x.score)
         return out
 
     @staticmethod
-    def _best_figure(sentence: str, weights: dict[str, float], unit: str | None):
+    def _best_figure(sentence: str, weights: dict[str, float], unit: str | None, total: float):
         """The figure bound to the noun asked about: the one right after a question keyword,
         with the unit the question asks for."""
         best = None
@@ -199,7 +219,7 @@ class Answerer:
                     gap = fs - (at + len(k))
                     seg = sentence[at + len(k):fs]
                     if not re.search(r"[,;、。]", seg):
-                        bonus += w * 0.05 * max(0.0, 1.0 - gap / 20)
+                        bonus += 0.3 * (w / total) * max(0.0, 1.0 - gap / 12)
             if unit:
                 bonus += 0.25 if m.group(0).endswith(unit) else -0.1
             if best is None or bonus > best[2]:

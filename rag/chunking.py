@@ -90,7 +90,7 @@ def chunks_of_section(doc: Document, section: Section, chunk_size: int, chunk_ov
 def chunk_document(doc: Document, chunk_size: int = 300, chunk_overlap: int = 60) -> list[Chunk]:
     chunks: list[Chunk] = []
     for section in sections_of(doc):
-        if section.kind == "article":
+        if section.kind in ("article", "toc"):  # the masthead answers 印刷日期, 主编, …
             chunks.extend(chunks_of_section(doc, section, chunk_size, chunk_overlap))
     chunks.sort(key=lambda c: (c.start, c.end))
     return chunks

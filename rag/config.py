@@ -58,7 +58,7 @@ class Settings:
         return self.corpus_dir / "manifest.json"
 
     @classmethod
-    def from_env(cls, **overrides) -> "Settings":
+    def from_env(cls, **overrides) -> Settings:
         """Defaults, then RAG_* environment variables, then explicit overrides."""
         values = {}
         for f in dataclasses.fields(cls):
@@ -84,5 +84,5 @@ class Settings:
                 values[k] = Path(values[k])
         return cls(**values)
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)

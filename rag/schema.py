@@ -74,7 +74,7 @@ class Chunk:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "Chunk":
+    def from_json(cls, d: dict) -> Chunk:
         d = dict(d)
         d["places"] = tuple(d.get("places") or ())
         return cls(**d)
