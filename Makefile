@@ -25,7 +25,7 @@ run: $(STAMP)
 
 # Debian's Chromium for the browser test; without it that one test skips with the reason.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+	@command -v chromium >/dev/null 2>&1 && fc-list :lang=zh | grep -q . || { apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; } \
 	  || echo "chromium could not be installed: the browser test will be skipped"
 
 test: $(STAMP) browser

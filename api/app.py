@@ -1,0 +1,226 @@
+"""The HTTP API and the staff web page: a thin layer over the library (DESIGN.md contract).
+
+The index and models load once at start-up; requests share one Answerer. No stack trace ever
+leaves the server: errors are JSON with a message a person understands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field, field_validator
+
+from rag.answer import Answerer
+from rag.config import Settings
+from rag.corpus import load_manifest
+from rag.retrieve import FILTER_KEYS, QueryError
+
+log = logging.getLogger("renda.access")
+STATIC = Path(__file__).parent / "static"
+MAX_BODY = 16 * 1024
+
+
+class Filters(BaseModel):
+    model_config = {"extra": "forbid"}
+    doc_id: str | None = None
+    doc_type: str | None = None
+    place: str | None = None
+    year: int | None = None
+
+
+class AskRequest(BaseModel):
+    question: str = Field(..., examples=["洛阳市老旧小区加装了多少部电梯？"])
+    top_k: int = Field(5, ge=1, le=20)
+    filters: Filters | None = Field(None, examples=[{"place": "盖州市", "year": 2025}])
+
+    @field_validator("question")
+    @classmethod
+    def question_is_real(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("question is empty")
+        if len(v) > 1000:
+            raise ValueError(f"question is {len(v)} characters; the limit is 1000")
+        return v
+
+
+class CitationOut(BaseModel):
+    doc_id: str
+    title: str
+    article: str | None
+    date: str | None
+    start: int
+    end: int
+    quote: str
+    score: float
+
+
+class AskResponse(BaseModel):
+    question: str
+    answer: str = Field(..., examples=["协调推进加装电梯138部"])
+    found: bool
+    citations: list[CitationOut]
+    took_ms: float
+
+
+class SearchResult(BaseModel):
+    chunk_id: str
+    doc_id: str
+    title: str
+    article: str | None
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+class SearchResponse(BaseModel):
+    query: str
+    results: list[SearchResult]
+    took_ms: float
+
+
+class State:
+    answerer: Answerer | None = None
+    error: str | None = None
+    settings: Settings
+
+
+state = State()
+
+
+def _load(settings: Settings) -> None:
+    try:
+        state.answerer = Answerer(settings)
+        state.error = None
+    except Exception as e:  # the service stays up and answers 503 with the reason
+        state.answerer, state.error = None, str(e)
+        log.error("index not loaded: %s", e)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    state.settings = Settings.from_env()
+    await asyncio.to_thread(_load, state.settings)
+    yield
+
+
+app = FastAPI(
+    title="renda-qa",
+    version="0.1.0",
+    description="人大出版物问答：答案附带可逐字核对的引文（quote == 原文[start:end]）。",
+    lifespan=lifespan,
+)
+
+
+def _answerer() -> Answerer:
+    if state.answerer is None:
+        raise HTTPException(503, detail=f"index not loaded: {state.error or 'starting up'}; run `rag index`")
+    return state.answerer
+
+
+@app.middleware("http")
+async def guard(request: Request, call_next):
+    """Cap request size, log every request with its latency, never leak a traceback."""
+    t0 = time.perf_counter()
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_BODY:
+        response = JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)
+    else:
+        try:
+            response = await call_next(request)
+        except Exception:
+            log.exception("unhandled error on %s", request.url.path)
+            response = JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
+    log.info(json.dumps({"method": request.method, "path": request.url.path, "status": response.status_code,
+                         "ms": round((time.perf_counter() - t0) * 1000, 1)}))
+    return response
+
+
+@app.exception_handler(RequestValidationError)
+async def invalid(request: Request, exc: RequestValidationError):
+    messages = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        msg = err.get("msg", "invalid").removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            msg = f"unknown filter; allowed: {', '.join(FILTER_KEYS)}"
+        messages.append(f"{where}: {msg}" if where else msg)
+    return JSONResponse({"detail": "; ".join(messages)}, status_code=422)
+
+
+@app.exception_handler(QueryError)
+async def bad_query(request: Request, exc: QueryError):
+    return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+@app.post("/ask", response_model=AskResponse)
+def ask(req: AskRequest) -> dict:
+    filters = req.filters.model_dump(exclude_none=True) if req.filters else None
+    return _answerer().ask(req.question, top_k=req.top_k, filters=filters).to_json()
+
+
+@app.get("/search", response_model=SearchResponse)
+def search(q: Annotated[str, Query(min_length=1, max_length=1000, examples=["代表联络站"])],
+           k: Annotated[int, Query(ge=1, le=20)] = 5) -> dict:
+    if not q.strip():
+        raise QueryError("query is empty")
+    t0 = time.perf_counter()
+    hits = _answerer().retriever.search(q, k=k)
+    return {
+        "query": q,
+        "results": [
+            {"chunk_id": h.chunk.id, "doc_id": h.chunk.doc_id, "title": h.chunk.title,
+             "article": h.chunk.article, "start": h.chunk.start, "end": h.chunk.end,
+             "text": h.chunk.text, "score": round(h.score, 6)}
+            for h in hits
+        ],
+        "took_ms": round((time.perf_counter() - t0) * 1000, 2),
+    }
+
+
+@app.get("/documents")
+def documents() -> dict:
+    return {"documents": load_manifest(state.settings.manifest_path)}
+
+
+@app.get("/documents/{doc_id}")
+def document(doc_id: str, start: int | None = Query(None, ge=0), end: int | None = Query(None, ge=0),
+             context: int = Query(200, ge=0, le=5000)) -> dict:
+    entries = {e["doc_id"]: e for e in load_manifest(state.settings.manifest_path)}
+    if doc_id not in entries:
+        raise HTTPException(404, detail=f"no document {doc_id!r}; see GET /documents")
+    out = dict(entries[doc_id])
+    if start is None and end is None:
+        return out
+    text = _answerer().texts[doc_id]
+    if start is None or end is None or not start < end <= len(text):
+        raise HTTPException(422, detail=f"start and end must satisfy 0 <= start < end <= {len(text)}")
+    out["passage"] = {
+        "start": start, "end": end, "quote": text[start:end],
+        "before": text[max(0, start - context):start], "after": text[end:end + context],
+    }
+    return out
+
+
+@app.get("/healthz")
+def healthz() -> dict:
+    a = state.answerer
+    if a is None:
+        return JSONResponse({"status": "unavailable", "detail": state.error}, status_code=503)
+    m = a.retriever.index.manifest
+    return {"status": "ok", "chunks": len(a.retriever.index.chunks), "embedder": m["embedder"]["name"],
+            "built_at": m["built_at"]}
+
+
+@app.get("/", include_in_schema=False)
+def page() -> FileResponse:
+    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")

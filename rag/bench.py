@@ -1,0 +1,99 @@
+"""`rag bench`: numbers, not pass/fail — build speed, query latency, index size, memory;
+with --http, a bounded load against a server on loopback."""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from .config import Settings
+from .evaluation import load_questions
+
+
+def _pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def run_bench(settings: Settings, http: bool = False, duration: float = 30.0, clients: int = 8) -> int:
+    questions = [q["question"] for q in load_questions(settings.eval_dir / "questions.jsonl")]
+    if http:
+        return http_load(questions, duration, clients)
+    from . import store
+    from .retrieve import Retriever
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cold = settings.replace(index_dir=Path(tmp) / "index")
+        t0 = time.perf_counter()
+        stats = store.build_index(cold)
+        cold_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        store.build_index(cold)
+        warm_s = time.perf_counter() - t0
+        size = _size(store.current_dir(cold))
+        shutil.rmtree(cold.index_dir / "cache", ignore_errors=True)
+    print(f"cold build      {cold_s:7.1f} s   {stats['chunks'] / cold_s:6.1f} chunks/s ({stats['chunks']} chunks)")
+    print(f"warm rebuild    {warm_s:7.1f} s   (all {stats['chunks']} vectors from cache)")
+    print(f"index on disk   {size / 1e6:7.2f} MB")
+    r = Retriever(settings)
+    for mode in ("dense", "lexical", "hybrid"):
+        times = []
+        for q in questions:
+            t0 = time.perf_counter()
+            r.search(q, k=5, mode=mode)
+            times.append((time.perf_counter() - t0) * 1000)
+        print(f"query {mode:<8}  p50 {statistics.median(times):6.1f} ms   p95 {_pct(times, .95):6.1f} ms"
+              f"   over {len(times)} eval questions")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory     {peak:7.0f} MB (RSS)")
+    return 0
+
+
+def http_load(questions: list[str], duration: float, clients: int, url: str = "http://127.0.0.1:8000") -> int:
+    """``clients`` threads posting eval questions to /ask for ``duration`` seconds (loopback only)."""
+    if not url.startswith(("http://127.", "http://localhost")):
+        raise ValueError("the load check only targets a server on loopback")
+    lat: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop = time.monotonic() + duration
+
+    def worker(offset: int) -> None:
+        i = offset
+        while time.monotonic() < stop:
+            body = json.dumps({"question": questions[i % len(questions)]}).encode()
+            req = urllib.request.Request(f"{url}/ask", body, {"Content-Type": "application/json"})
+            t0 = time.perf_counter()
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    resp.read()
+                    ok = resp.status == 200
+            except Exception:
+                ok = False
+            with lock:
+                lat.append((time.perf_counter() - t0) * 1000)
+                errors[0] += not ok
+            i += clients
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    print(f"{clients} clients × {elapsed:.0f} s against {url}/ask")
+    print(f"requests {len(lat)}   {len(lat) / elapsed:.1f} req/s   errors {errors[0]}")
+    print(f"latency p50 {_pct(lat, .5):.0f} ms   p95 {_pct(lat, .95):.0f} ms   p99 {_pct(lat, .99):.0f} ms")
+    return 0

@@ -1,0 +1,70 @@
+"""Answers state the figure bound to the noun asked about, per place and year, or refuse."""
+
+import pytest
+
+from rag.retrieve import QueryError
+
+
+def verified(answerer, ans):
+    return all(answerer.texts[c.doc_id][c.start:c.end] == c.quote for c in ans.citations)
+
+
+def test_a_figure_printed_with_spaces_is_answered_as_the_figure(answerer):
+    ans = answerer.ask("洛阳市督导推动城市区治理各类“飞线”多少处？")
+    assert ans.found and "3047处" in ans.answer
+    assert verified(answerer, ans)
+
+
+@pytest.mark.parametrize("place, figure", [("盖州市", "93人次"), ("大石桥市", "74人次"), ("洛龙区", "99人次")])
+def test_the_same_measure_is_answered_per_place(answerer, place, figure):
+    ans = answerer.ask(f"2025年{place}人大常委会依法任免了多少人次？")
+    assert ans.found and figure in ans.answer, ans.answer
+    assert figure.rstrip("人次") in ans.citations[0].quote
+
+
+def test_two_places_in_one_question_get_both_figures(answerer):
+    ans = answerer.ask("盖州市和大石桥市2025年分别召开主任会议多少次？")
+    assert ans.found and "39次" in ans.answer and "14次" in ans.answer
+
+
+def test_a_year_the_corpus_does_not_cover_is_refused(answerer):
+    ans = answerer.ask("2022年新安县人大常委会召开党组会议多少次？")
+    assert not ans.found and "2022" in ans.answer
+    assert ans.citations and verified(answerer, ans)
+
+
+def test_a_place_the_corpus_never_mentions_is_refused(answerer):
+    ans = answerer.ask("开封市人大常委会2024年召开了几次常委会会议？")
+    assert not ans.found and "开封市" in ans.answer
+
+
+def test_an_english_question_is_answered_from_chinese_text(answerer):
+    ans = answerer.ask("How many elderly meal canteens has Bayuquan district built?")
+    assert ans.found and "4处" in ans.answer
+    assert "助老食堂" in ans.citations[0].quote
+
+
+def test_the_answer_is_text_of_the_first_citation(answerer):
+    import re
+    import unicodedata
+
+    def squash(s):
+        return re.sub(r"\s", "", unicodedata.normalize("NFKC", s))
+
+    for q in ["鲅鱼圈区连续五年对多少所学校食堂开展跟踪监督？", "洛龙区电梯加装采用什么模式？"]:
+        ans = answerer.ask(q)
+        assert ans.found and squash(ans.answer) in squash(ans.citations[0].quote), q
+
+
+@pytest.mark.parametrize("question", ["", "   ", "问" * 1001])
+def test_bad_questions_are_refused_with_a_reason(answerer, question):
+    with pytest.raises(QueryError):
+        answerer.ask(question)
+
+
+def test_a_citation_that_does_not_verify_is_never_returned(answerer, monkeypatch):
+    text = answerer.texts["luolong-2025-xunli"]
+    monkeypatch.setitem(answerer.texts, "luolong-2025-xunli", "x" + text)  # the file changed under us
+    ans = answerer.ask("2025年洛龙区人大常委会召开常委会会议多少次？")
+    assert ans.citations  # other documents still cite
+    assert all(c.doc_id != "luolong-2025-xunli" for c in ans.citations)
