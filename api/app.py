@@ -23,6 +23,7 @@ from rag.answer import Answerer
 from rag.config import Settings
 from rag.corpus import load_manifest
 from rag.retrieve import FILTER_KEYS, QueryError
+from rag.schema import Citation
 
 log = logging.getLogger("renda.access")
 STATIC = Path(__file__).parent / "static"
@@ -52,22 +53,11 @@ class AskRequest(BaseModel):
         return v
 
 
-class CitationOut(BaseModel):
-    doc_id: str
-    title: str
-    article: str | None
-    date: str | None
-    start: int
-    end: int
-    quote: str
-    score: float
-
-
 class AskResponse(BaseModel):
     question: str
     answer: str = Field(..., examples=["协调推进加装电梯138部"])
     found: bool
-    citations: list[CitationOut]
+    citations: list[Citation]
     took_ms: float
 
 

@@ -11,13 +11,12 @@ import logging
 import math
 import re
 import time
-import unicodedata
 from dataclasses import dataclass
 
 from .config import Settings
 from .corpus import load_corpus
 from .glossary import GLOSSARY, is_english, to_chinese_terms
-from .normalize import NormText, normalize_span
+from .normalize import NormText, normalize_span, squash
 from .retrieve import QueryError, Retriever
 from .schema import Answer, Chunk, Citation, Hit
 from .tokenize import keywords, tokenizer
@@ -256,7 +255,7 @@ class Answerer:
             start, end = min(start, rs), max(end, re_)
         text = self.texts.get(c.doc_id)
         quote = text[start:end] if text is not None else None
-        if quote is None or end > len(text) or _squash(c.text) not in _squash(quote):
+        if quote is None or end > len(text) or squash(c.text) not in squash(quote):
             log.warning("dropped citation %s %s-%s: does not verify against the file", c.doc_id, start, end)
             return None
         return Citation(c.doc_id, c.title, c.article, c.date, start, end, quote, round(float(score), 4))
@@ -344,10 +343,6 @@ class Answerer:
                 span = (span[0], nxt.end)
                 chosen = [(best, span)]
         return True, text, chosen
-
-
-def _squash(s: str) -> str:
-    return re.sub(r"\s", "", unicodedata.normalize("NFKC", s))
 
 
 def _merge(a: list[Hit], b: list[Hit]) -> list[Hit]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,8 +51,6 @@ class Settings:
     max_question_chars: int = 1000
     max_top_k: int = 20
 
-    extra: dict = field(default_factory=dict)
-
     @property
     def manifest_path(self) -> Path:
         return self.corpus_dir / "manifest.json"
@@ -62,8 +60,6 @@ class Settings:
         """Defaults, then RAG_* environment variables, then explicit overrides."""
         values = {}
         for f in dataclasses.fields(cls):
-            if f.name == "extra":
-                continue
             env = os.environ.get(f"RAG_{f.name.upper()}")
             if env is None:
                 continue

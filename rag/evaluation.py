@@ -4,22 +4,17 @@ verbatim evidence and answer strings of eval/questions.jsonl, gated by eval/thre
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import sys
 import tomllib
-import unicodedata
 from collections import defaultdict
 from pathlib import Path
 
 from .config import Settings
+from .normalize import squash
 
 METRICS = ("recall@1", "recall@5", "mrr", "answer_accuracy", "citation_validity",
            "citation_support", "refusal_accuracy", "false_refusals")
-
-
-def squash(s: str) -> str:
-    return re.sub(r"\s", "", unicodedata.normalize("NFKC", s or ""))
 
 
 def load_questions(path: Path) -> list[dict]:

@@ -28,6 +28,11 @@ def nfkc(s: str) -> str:
     return unicodedata.normalize("NFKC", s)
 
 
+def squash(s: str) -> str:
+    """NFKC with all whitespace removed: how a quote is compared with normalised text."""
+    return re.sub(r"\s", "", nfkc(s or ""))
+
+
 @dataclass(frozen=True)
 class NormText:
     text: str

@@ -105,10 +105,6 @@ class Index:
     bm25: object
     manifest: dict
 
-    @property
-    def by_id(self) -> dict[str, Chunk]:
-        return {c.id: c for c in self.chunks}
-
 
 def current_dir(settings: Settings) -> Path:
     return settings.index_dir / "current"
