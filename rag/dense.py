@@ -28,22 +28,33 @@ def build(vectors: np.ndarray, kind: str = "flat", m: int = 32, ef_search: int =
     return index
 
 
-def search(index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | None = None):
-    """(positions, scores) of the k best rows, best first, among ``allowed`` rows if given."""
+def search(index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
+           owner: np.ndarray | None = None):
+    """(chunk positions, scores) of the k best chunks, best first, among ``allowed`` chunks if
+    given. With ``owner`` (row → chunk position) the rows are windows of chunks and a chunk
+    scores as its best window."""
     n = index.ntotal
     if n == 0 or k <= 0:
         return [], []
-    depth = n if allowed is not None else min(k, n)
-    scores, ids = index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), depth)
-    out_ids, out_scores = [], []
-    for i, s in zip(ids[0], scores[0]):
-        if i < 0 or (allowed is not None and not allowed[i]):
-            continue
-        out_ids.append(int(i))
-        out_scores.append(float(s))
-        if len(out_ids) == k:
-            break
-    return out_ids, out_scores
+    if owner is None:
+        owner = np.arange(n)
+    q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+    depth = n if allowed is not None else min(n, max(4 * k, 64))
+    while True:
+        scores, ids = index.search(q, depth)
+        best: dict[int, float] = {}
+        for i, s in zip(ids[0], scores[0]):
+            if i < 0:
+                continue
+            chunk = int(owner[i])
+            if (allowed is not None and not allowed[chunk]) or chunk in best:
+                continue
+            best[chunk] = float(s)  # rows come best first, so the first is the chunk's best
+            if len(best) == k:
+                break
+        if len(best) == k or depth >= n:
+            return list(best), list(best.values())
+        depth = min(n, depth * 4)
 
 
 def save(index: faiss.Index, path: Path) -> None:

@@ -86,7 +86,7 @@ class Retriever:
         lists, sources = [], {}
         if mode in ("hybrid", "dense"):
             qvec = self.embedder.embed_queries([expanded])[0]
-            ids, scores = dense.search(self.index.faiss_index, qvec, depth, allowed)
+            ids, scores = dense.search(self.index.faiss_index, qvec, depth, allowed, self.index.owner)
             lists.append((ids, self.settings.dense_weight))
             sources["dense"] = dict(zip(ids, scores))
         if mode in ("hybrid", "lexical"):
@@ -96,14 +96,16 @@ class Retriever:
         fused = rrf(lists, self.settings.rrf_k)
         order = sorted(fused, key=lambda i: -fused[i])
         if self.settings.reranker:
-            order = self._rerank(expanded, order[: max(20, k)])
+            order, scores = self._rerank(expanded, order[: max(self.settings.rerank_depth, k)])
+            sources["rerank"] = dict(zip(order, scores))
         hits = []
         for rank, i in enumerate(order[:k], start=1):
             src = {name: round(float(s[i]), 4) for name, s in sources.items() if i in s}
             hits.append(Hit(self.index.chunks[i], float(fused.get(i, 0.0)), rank, src))
         return hits
 
-    def _rerank(self, query: str, order: list[int]) -> list[int]:
+    def _rerank(self, query: str, order: list[int]) -> tuple[list[int], list[float]]:
+        """The fused candidates reordered by a cross-encoder's score of (query, passage)."""
         with self._lock:
             if self._reranker is None:
                 from sentence_transformers import CrossEncoder
@@ -111,4 +113,5 @@ class Retriever:
                 self._reranker = CrossEncoder(self.settings.reranker, device="cpu")
         pairs = [(query, index_text(self.index.chunks[i])) for i in order]
         scores = self._reranker.predict(pairs, show_progress_bar=False)
-        return [i for _, i in sorted(zip(scores, order), key=lambda t: -t[0])]
+        ranked = sorted(zip(order, (float(s) for s in scores)), key=lambda t: -t[1])
+        return [i for i, _ in ranked], [s for _, s in ranked]

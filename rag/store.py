@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from . import dense, lexical
+from .chunking import sentence_windows
 from .config import Settings
 from .embedders import Embedder, make_embedder
 from .ingest import ingest, read_chunks, write_chunks
 from .schema import Chunk
 from .tokenize import tokens
 
-FORMAT = 2  # bump when the on-disk layout or the chunk/index text changes
+FORMAT = 3  # bump when the on-disk layout or the chunk/index text changes
 CHUNKER_VERSION = 1
 
 
@@ -34,11 +35,36 @@ class IndexError_(Exception):
     """The index is missing, stale, corrupt or from another configuration; says what to do."""
 
 
-def index_text(chunk: Chunk) -> str:
-    """What is embedded and BM25-indexed: the passage with its article, place and year, so a
-    question naming them finds it even when the passage itself does not repeat them."""
-    head = " ".join(str(x) for x in (chunk.article, chunk.place, f"{chunk.year}年" if chunk.year else None) if x)
-    return f"{head}\n{chunk.text}"
+def _context(chunk: Chunk) -> str:
+    return " ".join(str(x) for x in (chunk.article, chunk.place, f"{chunk.year}年" if chunk.year else None) if x)
+
+
+def index_text(chunk: Chunk, text: str | None = None) -> str:
+    """What is BM25-indexed (and embedded, window by window): the passage with its article,
+    place and year, so a question naming them finds it even when the passage does not repeat
+    them."""
+    return f"{_context(chunk)}\n{chunk.text if text is None else text}"
+
+
+def dense_rows(chunks: list[Chunk], window_chars: int) -> tuple[list[str], np.ndarray]:
+    """The texts the dense index embeds, and for each the position of its chunk."""
+    texts, owner = [], []
+    for pos, chunk in enumerate(chunks):
+        for window in sentence_windows(chunk.text, window_chars):
+            texts.append(index_text(chunk, window))
+            owner.append(pos)
+    return texts, np.array(owner, dtype=np.int64)
+
+
+def _select(vectors: np.ndarray, owner: np.ndarray, positions: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The dense rows of the chunks at ``positions`` (old positions, in their new order),
+    renumbered to their new positions."""
+    new_pos = np.full(max(len(owner) and int(owner.max()) + 1, 1), -1, dtype=np.int64)
+    new_pos[np.array(positions, dtype=np.int64)] = np.arange(len(positions))
+    mapped = new_pos[owner] if len(owner) else owner
+    rows = np.flatnonzero(mapped >= 0)
+    rows = rows[np.argsort(mapped[rows], kind="stable")]
+    return vectors[rows], mapped[rows]
 
 
 def corpus_hash(settings: Settings) -> str:
@@ -100,7 +126,8 @@ class Index:
     """A loaded index: the chunk table and both retrieval structures, aligned by position."""
 
     chunks: list[Chunk]
-    vectors: np.ndarray
+    vectors: np.ndarray  # one row per sentence window
+    owner: np.ndarray  # for each row of ``vectors``, the position of its chunk
     faiss_index: object
     bm25: object
     manifest: dict
@@ -110,8 +137,8 @@ def current_dir(settings: Settings) -> Path:
     return settings.index_dir / "current"
 
 
-def _manifest(settings: Settings, embedder: Embedder, chunks: list[Chunk], docs: int) -> dict:
-    dense_cfg = {"type": settings.dense_index}
+def _manifest(settings: Settings, embedder: Embedder, chunks: list[Chunk], docs: int, rows: int) -> dict:
+    dense_cfg = {"type": settings.dense_index, "window_chars": settings.dense_window_chars}
     if settings.dense_index == "hnsw":
         dense_cfg.update(m=settings.hnsw_m, ef_search=settings.hnsw_ef_search)
     return {
@@ -123,18 +150,19 @@ def _manifest(settings: Settings, embedder: Embedder, chunks: list[Chunk], docs:
                     "version": CHUNKER_VERSION},
         "corpus_hash": corpus_hash(settings),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "counts": {"documents": docs, "chunks": len(chunks)},
+        "counts": {"documents": docs, "chunks": len(chunks), "dense_rows": rows},
     }
 
 
-def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, manifest: dict,
-           crash_after: str | None = None) -> Path:
+def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: np.ndarray,
+           manifest: dict, crash_after: str | None = None) -> Path:
     """Write a complete index to a temp folder, then swap it in for ``current``."""
     settings.index_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="building-", dir=settings.index_dir))
     try:
         write_chunks(chunks, tmp / "chunks.jsonl")
         np.save(tmp / "vectors.npy", vectors)
+        np.save(tmp / "owner.npy", owner)
         dense.save(
             dense.build(vectors, settings.dense_index, settings.hnsw_m, settings.hnsw_ef_search),
             tmp / "dense.faiss",
@@ -162,13 +190,15 @@ def build_index(settings: Settings, progress: bool = False, skip_bad: bool = Fal
     ingested = ingest(settings, skip_bad=skip_bad)
     embedder = make_embedder(settings)
     cache = EmbeddingCache(settings.index_dir / "cache", embedder.name)
-    vectors = cache.embed(embedder, [index_text(c) for c in ingested.chunks], progress=progress)
-    manifest = _manifest(settings, embedder, ingested.chunks, len(ingested.documents))
-    _write(settings, ingested.chunks, vectors, manifest, crash_after)
+    texts, owner = dense_rows(ingested.chunks, settings.dense_window_chars)
+    vectors = cache.embed(embedder, texts, progress=progress)
+    manifest = _manifest(settings, embedder, ingested.chunks, len(ingested.documents), len(texts))
+    _write(settings, ingested.chunks, vectors, owner, manifest, crash_after)
     write_chunks(ingested.chunks, settings.index_dir / "chunks.jsonl")
     return {
         "chunks": len(ingested.chunks),
         "documents": len(ingested.documents),
+        "dense_rows": len(texts),
         "embedded": cache.misses,
         "cached": cache.hits,
         "seconds": time.perf_counter() - t0,
@@ -197,18 +227,27 @@ def load_index(settings: Settings, check_corpus: bool = True) -> Index:
             f"index was built with embedder {got.get('name')} ({got.get('dim')}-d) but "
             f"{want.name} ({want.dim}-d) is configured; {hint} to rebuild it"
         )
+    built_windows = manifest.get("dense", {}).get("window_chars")
+    if built_windows != settings.dense_window_chars:
+        raise IndexError_(
+            f"index was built with dense windows of {built_windows} characters but "
+            f"{settings.dense_window_chars} are configured; {hint} to rebuild it"
+        )
     if check_corpus and manifest.get("corpus_hash") != corpus_hash(settings):
         raise IndexError_(f"index is stale: the corpus changed since it was built; {hint}")
     try:
         chunks = read_chunks(cur / "chunks.jsonl")
         vectors = np.load(cur / "vectors.npy")
+        owner = np.load(cur / "owner.npy")
         faiss_index = dense.load(cur / "dense.faiss")
         bm25 = lexical.load(cur / "bm25")
     except Exception as e:
         raise IndexError_(f"index in {cur} is corrupt ({type(e).__name__}: {e}); {hint}") from None
-    if not (len(chunks) == faiss_index.ntotal == len(vectors) == bm25.scores["num_docs"]):
+    consistent = (len(chunks) == bm25.scores["num_docs"] and len(owner) == faiss_index.ntotal == len(vectors)
+                  and np.array_equal(np.unique(owner), np.arange(len(chunks))))
+    if not consistent:
         raise IndexError_(f"index in {cur} is inconsistent (counts differ); {hint}")
-    return Index(chunks, vectors, faiss_index, bm25, manifest)
+    return Index(chunks, vectors, owner, faiss_index, bm25, manifest)
 
 
 def index_status(settings: Settings) -> str | None:
@@ -232,7 +271,8 @@ def remove_document(settings: Settings, doc_id: str) -> dict:
     _write_manifest(settings, [e for e in entries if e["doc_id"] != doc_id])
     (settings.corpus_dir / entry["file"]).unlink(missing_ok=True)
     keep = [i for i, c in enumerate(index.chunks) if c.doc_id != doc_id]
-    return _rewrite(settings, [index.chunks[i] for i in keep], index.vectors[keep], index.manifest)
+    vectors, owner = _select(index.vectors, index.owner, keep)
+    return _rewrite(settings, [index.chunks[i] for i in keep], vectors, owner, index.manifest)
 
 
 def add_document(settings: Settings, path: Path, entry: dict, progress: bool = False) -> dict:
@@ -256,29 +296,29 @@ def add_document(settings: Settings, path: Path, entry: dict, progress: bool = F
     new = chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
     embedder = make_embedder(settings)
     cache = EmbeddingCache(settings.index_dir / "cache", embedder.name)
-    vecs = cache.embed(embedder, [index_text(c) for c in new], progress=progress)
+    texts, owner = dense_rows(new, settings.dense_window_chars)
+    vecs = cache.embed(embedder, texts, progress=progress)
     chunks = index.chunks + new
-    vectors = np.vstack([index.vectors, vecs]) if len(new) else index.vectors
-    stats = _rewrite(settings, chunks, vectors, index.manifest)
+    vectors = np.vstack([index.vectors, vecs]) if len(texts) else index.vectors
+    owner = np.concatenate([index.owner, owner + len(index.chunks)])
+    stats = _rewrite(settings, chunks, vectors, owner, index.manifest)
     stats["embedded"] = cache.misses
     return stats
 
 
-def _order(chunks: list[Chunk], vectors: np.ndarray, doc_order: list[str]):
-    rank = {d: i for i, d in enumerate(doc_order)}
-    idx = sorted(range(len(chunks)), key=lambda i: (rank.get(chunks[i].doc_id, 1 << 30), chunks[i].start, chunks[i].end))
-    return [chunks[i] for i in idx], vectors[idx] if len(idx) else vectors
-
-
-def _rewrite(settings: Settings, chunks, vectors, old_manifest: dict) -> dict:
+def _rewrite(settings: Settings, chunks, vectors, owner, old_manifest: dict) -> dict:
+    """Write an updated index with its chunks in corpus-manifest order, as a full build has."""
     from .corpus import load_manifest
 
     doc_order = [e["doc_id"] for e in load_manifest(settings.manifest_path)]
-    chunks, vectors = _order(chunks, vectors, doc_order)
+    rank = {d: i for i, d in enumerate(doc_order)}
+    order = sorted(range(len(chunks)), key=lambda i: (rank.get(chunks[i].doc_id, 1 << 30), chunks[i].start, chunks[i].end))
+    chunks = [chunks[i] for i in order]
+    vectors, owner = _select(vectors, owner, order)
     manifest = dict(old_manifest)
     manifest.update(corpus_hash=corpus_hash(settings), built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    counts={"documents": len(doc_order), "chunks": len(chunks)})
-    _write(settings, chunks, vectors, manifest)
+                    counts={"documents": len(doc_order), "chunks": len(chunks), "dense_rows": len(owner)})
+    _write(settings, chunks, vectors, owner, manifest)
     write_chunks(chunks, settings.index_dir / "chunks.jsonl")
     return {"chunks": len(chunks), "documents": len(doc_order)}
 

@@ -83,14 +83,14 @@ def test_interrupted_build_leaves_the_old_index_usable(built_copy):
 
 def test_warm_rebuild_embeds_nothing(built_copy):
     stats = store.build_index(built_copy)
-    assert stats["embedded"] == 0 and stats["cached"] == stats["chunks"]
+    assert stats["embedded"] == 0 and stats["cached"] == stats["dense_rows"]
 
 
 def test_hnsw_is_selectable_and_written_to_the_manifest(corpus_copy):
     s = corpus_copy.replace(dense_index="hnsw", hnsw_m=16)
     store.build_index(s)
     index = store.load_index(s)
-    assert index.manifest["dense"] == {"type": "hnsw", "m": 16, "ef_search": 64}
+    assert index.manifest["dense"] == {"type": "hnsw", "m": 16, "ef_search": 64, "window_chars": 40}
     assert Retriever(s, index).search("古树名木保护", k=3)
 
 

