@@ -172,7 +172,7 @@ class Answerer:
         for hit in hits:
             c = hit.chunk
             norm = normalize_span(self.texts[c.doc_id], c.start, c.end)
-            context = (c.article or "") + " ".join(c.places)
+            context = " ".join([c.article or "", *c.places, f"{c.year}年" if c.year else ""])
             for m in SENTENCE.finditer(norm.text):
                 s, e = m.start(), m.end()
                 while s < e and norm.text[s].isspace():
@@ -212,6 +212,9 @@ class Answerer:
             fs, fe = m.span()
             if re.match(r"(?:19|20)\d{2}年", m.group(0)):
                 continue  # a year is a date, not the quantity asked for
+            if sentence[fs - 1:fs] == "第" or (
+                    re.search(r"届[^,;、。]{0,6}$", sentence[max(0, fs - 8):fs]) and sentence.startswith("会议", fe)):
+                continue  # 第三次, 十六届人大五次会议: an ordinal naming a session, not a count
             bonus = 0.0
             for k, w in weights.items():
                 at = sentence.rfind(k, 0, fs)

@@ -48,7 +48,7 @@ GLOSSARY: dict[str, str] = {
     "ancient trees": "古树名木", "old trees": "古树名木", "famous trees": "古树名木", "trees": "古树",
     "peony": "牡丹", "peonies": "牡丹", "varieties": "品种",
     "canteen": "食堂", "canteens": "食堂", "school": "学校", "schools": "学校",
-    "elderly": "老年人 养老", "aged": "老年人", "older people": "老年人", "senior": "老年人",
+    "elderly": "老年人 老人 养老", "aged": "老年人", "older people": "老年人 老人", "senior": "老年人",
     "elderly care": "养老服务", "old-age care": "养老服务", "pension": "养老",
     "meal": "助餐", "meals": "助餐", "dining": "助餐 食堂",
     "disabled": "失能", "semi-disabled": "半失能",
@@ -60,6 +60,22 @@ GLOSSARY: dict[str, str] = {
     "safety": "安全", "food safety": "食品安全", "production safety": "安全生产",
     "civil code": "民法典", "discipline": "纪律", "budget": "预算", "debt": "债务",
     "articles": "稿件 文章", "media": "媒体", "print": "印刷", "copies": "印刷数量",
+    # common verbs and nouns of the reports
+    "mechanism": "机制 工作机制", "model": "模式", "system": "制度 机制", "measures": "措施 举措",
+    "endangered": "濒危 濒危古树", "protection": "保护", "protect": "保护",
+    "installed": "加装", "install": "加装", "installation": "加装", "coordinate": "协调推进 协调",
+    "coordinated": "协调推进 协调", "registered": "登记建档 登记", "held": "召开", "hold": "召开",
+    "built": "建成 建设", "build": "建成 建设", "set up": "设立 建立", "established": "设立 建立",
+    "cleaned up": "治理 清理", "cleaned": "治理 清理", "governance": "治理", "renovated": "改造 整治",
+    "renovation": "改造", "visited": "走访 接待", "collected": "征集 收集", "solicited": "征集",
+    "handled": "办理", "cases": "案件", "enterprises": "企业", "companies": "企业",
+    "school places": "学位", "places": "学位", "students": "学生", "teachers": "教师",
+    "population": "人口", "aging": "老龄化 人口老龄化", "ageing": "老龄化 人口老龄化",
+    "urban districts": "城市区", "urban": "城市", "community": "社区", "communities": "社区 小区",
+    "residential communities": "小区", "subdistrict": "街道", "street": "街道", "streets": "街道",
+    "town": "镇", "towns": "乡镇", "township": "乡镇", "county": "县", "district": "区", "city": "市",
+    "members": "组成人员 成员", "member": "成员", "chairman": "主任", "director": "主任",
+    "vice chairman": "副主任", "deputy director": "副主任", "author": "作者", "editor": "主编",
     # quantities and time
     "how many": "多少", "how much": "多少", "number": "数量", "percentage": "比例 率", "rate": "率",
     "year": "年", "first half": "上半年", "second half": "下半年", "plan": "打算 计划",
@@ -90,6 +106,10 @@ def to_chinese_terms(text: str) -> str:
         terms.extend(GLOSSARY[m.group(1).lower()].split())
     for year in re.findall(r"\b(?:19|20)\d{2}\b", text):
         terms.append(f"{year}年")
+    for age in re.findall(r"\b(\d{1,3})(?: years old| years)? (?:and|or) (?:over|above|older)\b", lowered):
+        terms.append(f"{age}岁以上")
+    for age in re.findall(r"\b(?:over|above) (?:the age of )?(\d{1,3})\b(?! percent| %)", lowered):
+        terms.append(f"{age}岁以上")
     return " ".join(dict.fromkeys(terms))
 
 
