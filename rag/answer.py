@@ -19,7 +19,7 @@ from .glossary import GLOSSARY, is_english, to_chinese_terms
 from .normalize import NormText, normalize_span, squash
 from .retrieve import QueryError, Retriever
 from .schema import Answer, Chunk, Citation, Hit
-from .tokenize import keywords, tokenizer
+from .tokenize import keywords, person_names, tokenizer
 
 log = logging.getLogger("rag.answer")
 
@@ -36,6 +36,10 @@ EN_UNITS = [
 QUANTITY = re.compile(r"多少|几[个次部人件项条家名位所处株场篇本栋户岁天年]?|数量|比例|比率|占比|百分|[^\w]率|率[是为]|how many|how much|what percentage|what proportion|number of", re.I)
 LIST = re.compile(r"哪些|哪几|有什么|包括什么|包含|which measures|what measures|what are the|list", re.I)
 EXPLAIN = re.compile(r"如何|怎样|怎么|为什么|为何|why|how does|how do|how did|how is|how are|how was", re.I)
+WHO = re.compile(r"是谁|谁[是写作]|哪位|作者|撰稿|\bwho\b|\bauthor\b|\bwrote\b", re.I)
+# the titles a who-question asks after; a longer one first, so 副主任 is not read as 主任
+ROLES = ("党组书记", "副主任", "主任", "秘书长", "副主编", "主编", "书记", "主席", "县长", "区长", "市长",
+         "局长", "院长", "部长", "组长", "委员")
 YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?:年|\b)")
 GENERIC_PLACES = {"城市", "全市", "本市", "市区", "城区", "小区", "社区", "辖区", "园区", "景区", "街区",
                   "片区", "地区", "山区", "新区", "全区", "全县", "本区", "本县", "县区", "各区", "各县",
@@ -105,7 +109,7 @@ class Answerer:
                 full = self.places[name]
                 if full not in known:
                     known.append(full)
-        for tok in tokenizer().cut(question):
+        for tok in tokenizer().cut(text):
             if len(tok) >= 3 and tok[-1] in "省市县区" and tok not in GENERIC_PLACES and not any(
                 tok in k for k in known
             ):
@@ -122,11 +126,36 @@ class Answerer:
     def kind(question: str) -> str:
         if QUANTITY.search(question):
             return "number"
+        if WHO.search(question):
+            return "who"
         if EXPLAIN.search(question):
             return "explain"
         if LIST.search(question):
             return "list"
         return "fact"
+
+    @staticmethod
+    def asked_roles(question: str) -> list[str]:
+        """The titles a who-question names (主任, 主编, …); 主任 only where not part of 副主任."""
+        text = question + (" " + to_chinese_terms(question) if is_english(question) else "")
+        roles = [r for r in ROLES if r in text]
+        return [r for r in roles if not any(r in o and r != o and text.count(r) == text.count(o) for o in roles)]
+
+    @staticmethod
+    def _person(sentence: str, roles: list[str], authors: list[str]) -> tuple[int, int, float] | None:
+        """The name a who-question asks for: one right after an asked title (主任 李杰), or the
+        article's author; else, with no title asked, any name."""
+        names = person_names(sentence)
+        for s, e in names:
+            if sentence[s:e] in authors:
+                return s, e, 0.4
+            before = sentence[:s].rstrip()
+            for r in roles:
+                if before.endswith(r) and (r.startswith("副") or not before[:-len(r)].endswith("副")):
+                    return s, e, 0.4
+        if names and not roles:
+            return names[0][0], names[0][1], 0.1
+        return None
 
     @staticmethod
     def asked_unit(question: str) -> str | None:
@@ -167,6 +196,7 @@ class Answerer:
 
     def candidates(self, question: str, hits: list[Hit], places, years, qkind, unit) -> list[Candidate]:
         weights = self._weights(question)
+        roles = self.asked_roles(question) if qkind == "who" else []
         total = sum(weights.values()) or 1.0
         out: list[Candidate] = []
         for hit in hits:
@@ -191,6 +221,13 @@ class Answerer:
                     else:
                         cand.figure = (s + fig[0], s + fig[1])
                         cand.score += fig[2]
+                elif qkind == "who":
+                    person = self._person(sent, roles, (c.author or "").split())
+                    if person is None:
+                        cand.score -= 0.3
+                    else:
+                        cand.figure = (s + person[0], s + person[1])
+                        cand.score += person[2]
                 elif qkind == "list" and sent.count("、") >= 2:
                     cand.score += 0.1
                 cand.in_scope = self._in_scope(c, sent, places, years)
@@ -243,7 +280,7 @@ class Answerer:
                         return cand.start, cand.end
                     return s, e
         s, e = cand.start, cand.end
-        if qkind in ("fact", "number") and e - s > 150:
+        if qkind in ("fact", "number", "who") and e - s > 150:
             e = s + 150
             while e < cand.end and not re.match(r"[,;、。]", text[e - 1]):
                 e += 1
@@ -315,7 +352,7 @@ class Answerer:
             return (False, f"出版物中没有{'、'.join(map(str, missing))}年的相关内容；语料只涵盖{have}年。",
                     [(best, None)] if best else [])
         threshold = self.settings.refusal_threshold
-        if len(places) >= 2 and qkind in ("number", "fact"):
+        if len(places) >= 2 and qkind in ("number", "fact", "who"):
             parts, chosen = [], []
             for p in places:
                 best = next((c for c in cands if self._in_scope(c.hit.chunk, c.sentence, [p], years)), None)

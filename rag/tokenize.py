@@ -71,3 +71,36 @@ def keywords(text: str) -> list[str]:
     """Distinct content tokens of a question, longest first."""
     seen = dict.fromkeys(t for t in tokens(text) if len(t) > 1 or NUMBER.match(t) or "\u4e00" <= t <= "\u9fff")
     return sorted(seen, key=len, reverse=True)
+
+
+_pos_tokenizer = None
+
+
+def person_names(text: str) -> list[tuple[int, int]]:
+    """Spans of the personal names jieba tags in ``text`` (nr). A surname cut off from its
+    given name (李 + 保国) is joined back."""
+    global _pos_tokenizer
+    import jieba.posseg
+
+    base = tokenizer()
+    with _lock:
+        if _pos_tokenizer is None:
+            _pos_tokenizer = jieba.posseg.POSTokenizer(base)
+        words = [(w.word, w.flag) for w in _pos_tokenizer.cut(text)]
+    spans, at, i = [], 0, 0
+    while i < len(words):
+        word, flag = words[i]
+        start, end = at, at + len(word)
+        if flag.startswith("nr"):
+            if len(word) == 1 and i + 1 < len(words) and _is_given_name(words[i + 1][0]):
+                end += len(words[i + 1][0])
+                i += 1
+            if 2 <= end - start <= 4 and all("\u4e00" <= ch <= "\u9fff" for ch in text[start:end]):
+                spans.append((start, end))
+        at = end
+        i += 1
+    return spans
+
+
+def _is_given_name(word: str) -> bool:
+    return 1 <= len(word) <= 2 and all("\u4e00" <= ch <= "\u9fff" for ch in word)

@@ -68,3 +68,21 @@ def test_a_citation_that_does_not_verify_is_never_returned(answerer, monkeypatch
     ans = answerer.ask("2025年洛龙区人大常委会召开常委会会议多少次？")
     assert ans.citations  # other documents still cite
     assert all(c.doc_id != "luolong-2025-xunli" for c in ans.citations)
+
+
+def test_who_question_names_the_holder_of_the_title_asked(answerer):
+    ans = answerer.ask("谁是汝阳县人大常委会主任？")
+    assert ans.found and "李杰" in ans.answer and "雷雪芹" not in ans.answer
+    deputy = answerer.ask("哪位市人大常委会副主任带队到汝阳县中医院调研？")
+    assert deputy.found and "雷雪芹" in deputy.answer
+    assert verified(answerer, ans) and verified(answerer, deputy)
+
+
+def test_author_question_is_answered_from_the_byline(answerer):
+    ans = answerer.ask("《监督“小切口” 守护“大民生”》的作者是谁?")
+    assert ans.found and "张艳艳" in ans.answer
+
+
+def test_a_session_number_is_not_taken_for_a_count(answerer):
+    ans = answerer.ask("How many standing committee sessions were convened by Luolong district in 2025?")
+    assert ans.found and "8次" in ans.answer and "五次" not in ans.answer

@@ -86,3 +86,11 @@ def test_reranker_reorders_the_fused_candidates_by_cross_encoder_score(built, tm
 def test_reranker_is_off_by_default(built):
     assert built.reranker == ""
     assert all("rerank" not in h.sources for h in Retriever(built).search("古树名木", k=3))
+
+
+def test_english_ages_become_chinese_search_terms():
+    from rag.glossary import to_chinese_terms
+
+    assert "60岁以上" in to_chinese_terms("people aged 60 and over")
+    assert "80岁以上" in to_chinese_terms("residents over 80 years")
+    assert "岁以上" not in to_chinese_terms("over 80 percent of residents")
