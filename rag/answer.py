@@ -254,12 +254,14 @@ class Answerer:
                 continue  # 第三次, 十六届人大五次会议: an ordinal naming a session, not a count
             bonus = 0.0
             for k, w in weights.items():
-                at = sentence.rfind(k, 0, fs)
-                if at >= 0:
-                    gap = fs - (at + len(k))
-                    seg = sentence[at + len(k):fs]
-                    if not re.search(r"[,;、。]", seg):
-                        bonus += 0.3 * (w / total) * max(0.0, 1.0 - gap / 12)
+                # the noun counted comes before (加装电梯138部) or after (311个村党群服务中心)
+                before, after = sentence.rfind(k, 0, fs), sentence.find(k, fe)
+                near = 0.0
+                if before >= 0 and not re.search(r"[,;、。]", sentence[before + len(k):fs]):
+                    near = max(0.0, 1.0 - (fs - before - len(k)) / 12)
+                if after >= 0 and not re.search(r"[,;、。]", sentence[fe:after]):
+                    near = max(near, 1.0 - (after - fe) / 12)
+                bonus += 0.3 * (w / total) * near
             if unit:
                 bonus += 0.25 if m.group(0).endswith(unit) else -0.1
             if best is None or bonus > best[2]:

@@ -86,3 +86,15 @@ def test_author_question_is_answered_from_the_byline(answerer):
 def test_a_session_number_is_not_taken_for_a_count(answerer):
     ans = answerer.ask("How many standing committee sessions were convened by Luolong district in 2025?")
     assert ans.found and "8次" in ans.answer and "五次" not in ans.answer
+
+
+def test_a_figure_binds_to_the_noun_it_counts_before_or_after_it():
+    from rag.answer import Answerer
+
+    weights = {"党群服务中心": 1.0, "加装电梯": 1.0}
+    s = "在11个镇代表联络站建立党支部,在311个村党群服务中心建立接待岗"
+    fs, fe, _ = Answerer._best_figure(s, weights, "个", 2.0)
+    assert s[fs:fe] == "311个"
+    s = "走访群众900人次,协调推进加装电梯138部"
+    fs, fe, _ = Answerer._best_figure(s, weights, None, 2.0)
+    assert s[fs:fe] == "138部"
