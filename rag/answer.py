@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .config import Settings
 from .corpus import load_corpus
-from .glossary import GLOSSARY, is_english, to_chinese_terms
+from .glossary import GLOSSARY, glossary_coverage, is_english, to_chinese_terms
 from .normalize import NormText, normalize_span, squash
 from .retrieve import QueryError, Retriever
 from .schema import Answer, Chunk, Citation, Hit
@@ -44,6 +44,9 @@ YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?:年|\b)")
 GENERIC_PLACES = {"城市", "全市", "本市", "市区", "城区", "小区", "社区", "辖区", "园区", "景区", "街区",
                   "片区", "地区", "山区", "新区", "全区", "全县", "本区", "本县", "县区", "各区", "各县",
                   "县市区", "市县区", "全省", "各省", "城市区", "老旧小区"}
+# classifiers a question may use for what the text counts with another
+UNIT_ALIASES = {"位": "名人", "名": "位人", "人": "名位", "棵": "株", "株": "棵", "台": "部", "部": "台",
+                "个": "处家所项座", "场": "次", "次": "场"}
 SENTENCE = re.compile(r"[^。!?;\n]+[。!?;]?")
 CLAUSE = re.compile(r"[^,;:。!?\n]+[,;:。!?]?")
 # A capitalised name after "in/of/did/…" in an English question: a place the glossary must know.
@@ -60,6 +63,7 @@ class Candidate:
     score: float
     figure: tuple[int, int] | None = None
     in_scope: bool = True
+    on_topic: bool = True  # shares a word with the question besides its places and years
 
     @property
     def sentence(self) -> str:
@@ -197,6 +201,7 @@ class Answerer:
     def candidates(self, question: str, hits: list[Hit], places, years, qkind, unit) -> list[Candidate]:
         weights = self._weights(question)
         roles = self.asked_roles(question) if qkind == "who" else []
+        topical = [k for k in weights if not k.isdigit() and not any(k in p for p in self.places)]
         total = sum(weights.values()) or 1.0
         out: list[Candidate] = []
         for hit in hits:
@@ -214,6 +219,7 @@ class Answerer:
                 ctx = sum(w for k, w in weights.items() if k not in sent and k in context)
                 score = (covered + 0.5 * ctx) / total + 0.15 / hit.rank
                 cand = Candidate(hit, norm, s, e, score)
+                cand.on_topic = any(k in sent or k in context for k in topical)
                 if qkind == "number":
                     fig = self._best_figure(sent, weights, unit, total)
                     if fig is None:
@@ -263,7 +269,11 @@ class Answerer:
                     near = max(near, 1.0 - (after - fe) / 12)
                 bonus += 0.3 * (w / total) * near
             if unit:
-                bonus += 0.25 if m.group(0).endswith(unit) else -0.1
+                said = m.group(0)
+                if said.endswith(unit) or any(said.endswith(u) for u in UNIT_ALIASES.get(unit, "")):
+                    bonus += 0.25
+                else:  # 个 is the catch-all classifier; a 届 is never the 部 asked for
+                    bonus -= 0.05 if unit == "个" else 0.3
             if best is None or bonus > best[2]:
                 best = (fs, fe, bonus)
         return best
@@ -347,6 +357,11 @@ class Answerer:
         if unknown:
             names = "、".join(unknown)
             return False, f"出版物中没有关于{names}的内容。", [(c, None) for c in cands[:1]]
+        if is_english(q):
+            share, unknown_words = glossary_coverage(q)
+            if share <= 0.5:  # no Chinese terms for most of what is asked: any answer is a guess
+                return (False, "无法把这个英文问题的主要词语对应到出版物的中文术语（"
+                        f"{', '.join(unknown_words)}），请用中文提问。", [(c, None) for c in cands[:1]])
         missing = [y for y in years if y not in self.years]
         if missing and not any(c.in_scope for c in cands[:20]):
             have = "、".join(str(y) for y in sorted(self.years))
@@ -364,10 +379,10 @@ class Answerer:
                     chosen.append((best, span))
             if chosen:
                 return True, "；".join(parts), chosen
-        in_scope = [c for c in cands if c.in_scope]
+        in_scope = [c for c in cands if c.in_scope and c.on_topic]
         if not in_scope or in_scope[0].score < threshold:
             best = cands[0] if cands else None
-            if best and best.score >= threshold and (places or years):
+            if best and best.score >= threshold and (places or years) and best.on_topic and not best.in_scope:
                 span = self._answer_span(best, qkind)
                 c = best.hit.chunk
                 where = f"{c.place}{c.year or ''}年" if c.year else c.place

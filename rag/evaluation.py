@@ -31,6 +31,8 @@ def score_question(q: dict, ans, texts: dict[str, str]) -> dict:
     """Per-question outcome: retrieval rank of the first supporting passage, answer, citations."""
     answerable = q["kind"] != "unanswerable"
     row = {"id": q["id"], "kind": q["kind"], "lang": q["lang"], "question": q["question"],
+           # "paraphrase": worded away from the source text, as users who never read it ask
+           "style": q.get("style", "source-worded"),
            "answer": ans.answer, "found": ans.found, "ms": ans.took_ms,
            "citations": [f"{c.doc_id}:{c.start}-{c.end}" for c in ans.citations]}
     row["citation_valid"] = all(texts.get(c.doc_id, "")[c.start:c.end] == c.quote for c in ans.citations)
@@ -120,7 +122,7 @@ def run_eval(settings: Settings, as_json: bool = False, mode: str | None = None,
     for q in questions:
         rows.append(score_question(q, answerer.ask(q["question"]), answerer.texts))
     groups = {"overall": aggregate(rows)}
-    for key in ("kind", "lang"):
+    for key in ("kind", "lang", "style"):
         by = defaultdict(list)
         for r in rows:
             by[r[key]].append(r)
@@ -149,5 +151,6 @@ def run_eval(settings: Settings, as_json: bool = False, mode: str | None = None,
     if problems:
         print("\nEVAL GATE FAILED: " + "; ".join(problems), file=sys.stderr)
         return 1
-    print("\neval gate passed" if gate and mode in (None, "hybrid") else "\n(no gate for this configuration)")
+    verdict = "eval gate passed" if gate and mode in (None, "hybrid") else "(no gate for this configuration)"
+    print(f"\n{verdict}", file=sys.stderr if as_json else sys.stdout)
     return 0

@@ -60,7 +60,22 @@ GLOSSARY: dict[str, str] = {
     "safety": "安全", "food safety": "食品安全", "production safety": "安全生产",
     "civil code": "民法典", "discipline": "纪律", "budget": "预算", "debt": "债务",
     "articles": "稿件 文章", "media": "媒体", "print": "印刷", "copies": "印刷数量",
+    "party group meeting": "党组会议", "party group meetings": "党组会议",
+    "standing committee meeting": "常委会会议", "standing committee meetings": "常委会会议",
+    "standing committee session": "常委会会议", "standing committee sessions": "常委会会议",
+    "plenary session": "全体会议", "plenary meeting": "全体会议", "full session": "全体会议",
+    "standing committee members": "常委会组成人员", "committee members": "组成人员",
+    "motions": "议案", "motion": "议案", "bills": "议案", "deputies' suggestions": "代表建议",
+    "whole-process people's democracy": "全过程人民民主", "whole-process democracy": "全过程人民民主",
+    "grassroots": "基层", "local regulations": "地方性法规", "local laws": "地方性法规",
+    "filing review": "备案审查", "record review": "备案审查", "normative documents": "规范性文件",
+    "letters and visits": "信访", "petitions": "信访", "hotline": "热线", "law enforcement": "执法",
+    "budget review": "预算审查", "final accounts": "决算", "audit": "审计", "state-owned assets": "国有资产",
+    "major matters": "重大事项", "resolutions": "决议 决定", "decisions": "决定 决议", "decision": "决定",
+    "state functionaries": "国家机关工作人员", "state personnel": "国家机关工作人员",
     # common verbs and nouns of the reports
+    "ancient": "古树", "register": "登记", "appoint": "任命 任免", "remove": "免职 任免",
+    "visit": "走访 进站", "station": "站 工作站", "point": "点",
     "mechanism": "机制 工作机制", "model": "模式", "system": "制度 机制", "measures": "措施 举措",
     "endangered": "濒危 濒危古树", "protection": "保护", "protect": "保护",
     "installed": "加装", "install": "加装", "installation": "加装", "coordinate": "协调推进 协调",
@@ -88,7 +103,7 @@ GLOSSARY: dict[str, str] = {
 }
 _PHRASES = sorted(GLOSSARY, key=len, reverse=True)
 _PATTERN = re.compile(
-    r"(?<![a-z])(" + "|".join(re.escape(p) for p in _PHRASES) + r")(?![a-z])", re.IGNORECASE
+    r"(?<![a-z])(" + "|".join(re.escape(p) for p in _PHRASES) + r")(?:s|es)?(?![a-z])", re.IGNORECASE
 )
 
 
@@ -119,3 +134,23 @@ def expand_query(question: str) -> str:
         return question
     zh = to_chinese_terms(question)
     return f"{question} {zh}".strip()
+
+
+# words of an English question that carry no topic
+_FUNCTION_WORDS = set("""a an the how many much what which who whom whose when where why is are was were be been
+being do does did done has have had in on of for to from by with at as and or but its it their there this that
+these those any all each per into about up out over under than then so such can could will would should may
+might must shall our your his her they them we you i me my he she also not no yes total number amount
+use used using live lives""".split())
+
+
+def glossary_coverage(text: str) -> tuple[float, list[str]]:
+    """The share of an English question's topic words the glossary knows, and the ones it
+    does not. A question whose words are mostly unknown has no Chinese terms to search for,
+    so an answer to it would be a guess."""
+    lowered = text.lower()
+    known = [m.span(1) for m in _PATTERN.finditer(lowered)]
+    words = [(m.start(), m.group(0)) for m in re.finditer(r"[a-z][a-z'-]*", lowered)]
+    topic = [(at, w) for at, w in words if w not in _FUNCTION_WORDS and len(w) > 2]
+    unknown = [w for at, w in topic if not any(s <= at < e for s, e in known)]
+    return (1 - len(unknown) / len(topic) if topic else 1.0), unknown

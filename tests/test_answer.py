@@ -98,3 +98,13 @@ def test_a_figure_binds_to_the_noun_it_counts_before_or_after_it():
     s = "走访群众900人次,协调推进加装电梯138部"
     fs, fe, _ = Answerer._best_figure(s, weights, None, 2.0)
     assert s[fs:fe] == "138部"
+
+
+def test_an_english_question_the_glossary_cannot_read_is_refused_with_the_words(answerer):
+    ans = answerer.ask("How many high-speed rail stations does Luoyang have?")
+    assert not ans.found and "high-speed" in ans.answer and "rail" in ans.answer
+
+
+def test_a_question_sharing_only_place_and_year_with_the_corpus_is_refused(answerer):
+    ans = answerer.ask("中原区2020年降雨量是多少毫米？")
+    assert not ans.found and "中原区" not in ans.answer

@@ -5,7 +5,7 @@ import pytest
 
 from rag import dense, store
 from rag.chunking import sentence_windows
-from rag.retrieve import Retriever, rrf
+from rag.retrieve import Retriever, fuse_scores, rrf
 
 
 def test_sentence_windows_cover_the_chunk_in_whole_sentences():
@@ -46,6 +46,24 @@ def test_rrf_sums_weighted_reciprocal_ranks():
     assert fused[1] == pytest.approx(1 / 11 + 0.7 / 12)  # in both lists: first
     assert fused[4] == pytest.approx(0.7 / 11)
     assert max(fused, key=fused.get) == 1
+
+
+def test_score_fusion_weighs_each_list_against_its_best():
+    fused = fuse_scores([([1, 2], [0.9, 0.45], 0.5), ([2, 3], [12.0, 3.0], 1.0)])
+    assert fused[2] == pytest.approx(0.5 * 0.5 + 1.0)
+    assert fused[1] == pytest.approx(0.5) and fused[3] == pytest.approx(0.25)
+    assert fuse_scores([([1], [0.0], 1.0)]) == {}  # a list with nothing scored adds nothing
+
+
+def test_an_unknown_fusion_is_a_clear_error(built):
+    with pytest.raises(ValueError, match="unknown fusion 'mean': use score or rrf"):
+        Retriever(built.replace(fusion="mean"))
+
+
+def test_rrf_is_selectable(built):
+    r = Retriever(built.replace(fusion="rrf"))
+    hits = r.search("洛龙区常委会会议多少次", k=5)
+    assert len(hits) == 5 and hits[0].score <= 2 / (r.settings.rrf_k + 1)
 
 
 def test_hybrid_finds_what_either_retriever_puts_first(built):
@@ -94,3 +112,11 @@ def test_english_ages_become_chinese_search_terms():
     assert "60岁以上" in to_chinese_terms("people aged 60 and over")
     assert "80岁以上" in to_chinese_terms("residents over 80 years")
     assert "岁以上" not in to_chinese_terms("over 80 percent of residents")
+
+
+def test_glossary_coverage_names_the_words_it_does_not_know():
+    from rag.glossary import glossary_coverage
+
+    share, unknown = glossary_coverage("How many high-speed rail stations does Luoyang have?")
+    assert unknown == ["high-speed", "rail"] and share == 0.5
+    assert glossary_coverage("How many elevators did Luoyang install?") == (1.0, [])
