@@ -47,6 +47,8 @@ GENERIC_PLACES = {"城市", "全市", "本市", "市区", "城区", "小区", "�
 # classifiers a question may use for what the text counts with another
 UNIT_ALIASES = {"位": "名人", "名": "位人", "人": "名位", "棵": "株", "株": "棵", "台": "部", "部": "台",
                 "个": "处家所项座", "场": "次", "次": "场"}
+# an item of an enumeration: (一) (二)…, 一是 二是…, 1. 2.…
+ENUMERATION = re.compile(r"[(（][一二三四五六七八九十]{1,2}[)）]|(?<![\u4e00-\u9fff])[一二三四五六七八九十]是|(?<![\d.])\d{1,2}[.、](?!\d)")
 SENTENCE = re.compile(r"[^。!?;\n]+[。!?;]?")
 CLAUSE = re.compile(r"[^,;:。!?\n]+[,;:。!?]?")
 # A capitalised name after "in/of/did/…" in an English question: a place the glossary must know.
@@ -234,8 +236,13 @@ class Answerer:
                     else:
                         cand.figure = (s + person[0], s + person[1])
                         cand.score += person[2]
-                elif qkind == "list" and sent.count("、") >= 2:
-                    cand.score += 0.1
+                elif qkind == "list":
+                    item = ENUMERATION.search(sent)
+                    heading = sent[:item.start()] if item else ""
+                    if item and any(k in heading for k in topical):
+                        cand.score += 0.35  # 二、存在问题(一)…: a heading naming what is asked, then items
+                    elif item or sent.count("、") >= 2:
+                        cand.score += 0.1
                 cand.in_scope = self._in_scope(c, sent, places, years)
                 for p in places:
                     if p in sent or re.sub(r"(省|市|区|县|旗)$", "", p) in sent or c.places[:1] == (p,):
@@ -279,6 +286,18 @@ class Answerer:
         return best
 
     # ------------------------------------------------------------------ answer text
+
+    @staticmethod
+    def _following_items(text: str, end: int, limit: int = 220) -> int:
+        """The end of the sibling items (二)…, 二是… after ``end`` in the passage: a list answer
+        names every item the passage holds, each by its first sentence, within ``limit``."""
+        start = end
+        for m in ENUMERATION.finditer(text, end):
+            if m.start() - start > limit:
+                break
+            stop = SENTENCE.match(text, m.end())
+            end = stop.end() if stop else m.end()
+        return end
 
     @staticmethod
     def _answer_span(cand: Candidate, qkind: str) -> tuple[int, int]:
@@ -393,7 +412,12 @@ class Answerer:
         span = self._answer_span(best, qkind)
         chosen = [(best, span)]
         text = best.norm.text[span[0]:span[1]].strip()
-        if qkind in ("explain", "list") and len(text) < 60:
+        if qkind == "list" and ENUMERATION.search(best.sentence):
+            end = self._following_items(best.norm.text, span[1])
+            span = (span[0], end)
+            text = best.norm.text[span[0]:end].strip()
+            chosen = [(best, span)]
+        elif qkind in ("explain", "list") and len(text) < 60:
             nxt = next((c for c in in_scope[1:3] if c.hit.chunk.id == best.hit.chunk.id and c.start >= span[1]), None)
             if nxt:
                 text = best.norm.text[span[0]:nxt.end].strip()

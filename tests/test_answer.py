@@ -108,3 +108,16 @@ def test_an_english_question_the_glossary_cannot_read_is_refused_with_the_words(
 def test_a_question_sharing_only_place_and_year_with_the_corpus_is_refused(answerer):
     ans = answerer.ask("中原区2020年降雨量是多少毫米？")
     assert not ans.found and "中原区" not in ans.answer
+
+
+def test_a_list_answer_runs_over_the_items_under_the_heading_asked():
+    from rag.answer import Answerer
+
+    text = "二、存在问题(一)理念没有形成。观念落后。(二)体系不够完善。供给单一。(三)协同不到位。"
+    first = text.index("。") + 1
+    assert text[:Answerer._following_items(text, first)] == text
+
+
+def test_list_question_answers_with_the_enumerated_items(answerer):
+    ans = answerer.ask("汝阳县的养老服务工作存在哪些方面的问题？")
+    assert ans.found and "全社会养老服务发展理念没有形成" in ans.answer
