@@ -1,5 +1,5 @@
-"""Hybrid retrieval: dense (FAISS) and lexical (BM25) lists fused by reciprocal rank, with
-metadata filters and an optional cross-encoder reranking stage."""
+"""Hybrid retrieval: dense (FAISS) and lexical (BM25) lists fused by their normalised scores
+(or by reciprocal rank), with metadata filters and an optional cross-encoder reranking stage."""
 
 from __future__ import annotations
 
