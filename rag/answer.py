@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .config import Settings
 from .corpus import load_corpus
-from .glossary import GLOSSARY, glossary_coverage, is_english, to_chinese_terms
+from .glossary import GLOSSARY, expand_query, glossary_coverage, is_english, to_chinese_terms
 from .normalize import NormText, normalize_span, squash
 from .retrieve import QueryError, Retriever
 from .schema import Answer, Chunk, Citation, Hit
@@ -108,7 +108,7 @@ class Answerer:
 
     def scope(self, question: str) -> tuple[list[str], list[str], list[int]]:
         """(places of the corpus named, places not in the corpus named, years named)."""
-        text = question + (" " + to_chinese_terms(question) if is_english(question) else "")
+        text = expand_query(question)
         known, unknown = [], []
         for name in sorted(self.places, key=len, reverse=True):
             if name in text and not any(name in k for k in known):
@@ -143,7 +143,7 @@ class Answerer:
     @staticmethod
     def asked_roles(question: str) -> list[str]:
         """The titles a who-question names (主任, 主编, …); 主任 only where not part of 副主任."""
-        text = question + (" " + to_chinese_terms(question) if is_english(question) else "")
+        text = expand_query(question)
         roles = [r for r in ROLES if r in text]
         return [r for r in roles if not any(r in o and r != o and text.count(r) == text.count(o) for o in roles)]
 
@@ -222,20 +222,14 @@ class Answerer:
                 score = (covered + 0.5 * ctx) / total + 0.15 / hit.rank
                 cand = Candidate(hit, norm, s, e, score)
                 cand.on_topic = any(k in sent or k in context for k in topical)
-                if qkind == "number":
-                    fig = self._best_figure(sent, weights, unit, total)
-                    if fig is None:
-                        cand.score -= 0.5
+                if qkind in ("number", "who"):  # the figure or the name asked for, with its bonus
+                    found = (self._best_figure(sent, weights, unit, total) if qkind == "number"
+                             else self._person(sent, roles, (c.author or "").split()))
+                    if found is None:
+                        cand.score -= 0.5 if qkind == "number" else 0.3
                     else:
-                        cand.figure = (s + fig[0], s + fig[1])
-                        cand.score += fig[2]
-                elif qkind == "who":
-                    person = self._person(sent, roles, (c.author or "").split())
-                    if person is None:
-                        cand.score -= 0.3
-                    else:
-                        cand.figure = (s + person[0], s + person[1])
-                        cand.score += person[2]
+                        cand.figure = (s + found[0], s + found[1])
+                        cand.score += found[2]
                 elif qkind == "list":
                     item = ENUMERATION.search(sent)
                     heading = sent[:item.start()] if item else ""

@@ -98,7 +98,6 @@ def chunk_document(doc: Document, chunk_size: int = 300, chunk_overlap: int = 60
     return chunks
 
 
-
 SENTENCE_END = re.compile(r"(?<=[。!?;\n])")
 
 

@@ -59,9 +59,9 @@ def dense_rows(chunks: list[Chunk], window_chars: int) -> tuple[list[str], np.nd
 def _select(vectors: np.ndarray, owner: np.ndarray, positions: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """The dense rows of the chunks at ``positions`` (old positions, in their new order),
     renumbered to their new positions."""
-    new_pos = np.full(max(len(owner) and int(owner.max()) + 1, 1), -1, dtype=np.int64)
+    new_pos = np.full(int(owner.max()) + 1 if len(owner) else 0, -1, dtype=np.int64)
     new_pos[np.array(positions, dtype=np.int64)] = np.arange(len(positions))
-    mapped = new_pos[owner] if len(owner) else owner
+    mapped = new_pos[owner]
     rows = np.flatnonzero(mapped >= 0)
     rows = rows[np.argsort(mapped[rows], kind="stable")]
     return vectors[rows], mapped[rows]

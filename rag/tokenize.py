@@ -95,7 +95,7 @@ def person_names(text: str) -> list[tuple[int, int]]:
             if len(word) == 1 and i + 1 < len(words) and _is_given_name(words[i + 1][0]):
                 end += len(words[i + 1][0])
                 i += 1
-            if 2 <= end - start <= 4 and all("\u4e00" <= ch <= "\u9fff" for ch in text[start:end]):
+            if 2 <= end - start <= 4 and _hanzi(text[start:end]):
                 spans.append((start, end))
         at = end
         i += 1
@@ -103,4 +103,9 @@ def person_names(text: str) -> list[tuple[int, int]]:
 
 
 def _is_given_name(word: str) -> bool:
-    return 1 <= len(word) <= 2 and all("\u4e00" <= ch <= "\u9fff" for ch in word)
+    return 1 <= len(word) <= 2 and _hanzi(word)
+
+
+def _hanzi(text: str) -> bool:
+    """Only Chinese ideographs: what a personal name is written in."""
+    return all("\u4e00" <= ch <= "\u9fff" for ch in text)
