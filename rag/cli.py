@@ -114,7 +114,27 @@ def cmd_eval(args) -> int:
     from .evaluation import run_eval
 
     s = _settings(args)
-    return run_eval(s, as_json=args.json, mode=args.retriever, limit=args.limit, gate=not args.no_gate)
+    return run_eval(s, as_json=args.json, mode=args.retriever, limit=args.limit, gate=not args.no_gate,
+                    failures=Path(args.failures) if args.failures else None, split=args.split)
+
+
+def cmd_train(args) -> int:
+    from .ranker import file_digest
+    from .training import train
+
+    s = _settings(args)
+    _ensure_index(s)
+    out = Path(args.out) if args.out else s.ranker_path
+    print(f"training the answer ranker on the dev split of {s.eval_dir / 'questions.jsonl'} …")
+    ranker, info = train(s)
+    ranker.save(out)
+    cv = info["cv"]
+    print(f"{info['questions']} dev questions ({info['answerable']} answerable, {info['reachable']} with a right "
+          f"candidate), {info['candidates']} candidates, C={info['C']}, refusal threshold {ranker.threshold}")
+    print(f"cross-validated: accuracy {cv.get('accuracy')} (answered right or rightly refused), top-1 on answerable "
+          f"{cv['top1_answerable']}, refusal precision {cv.get('refusal_precision')}; {info['seconds']}s")
+    print(f"wrote {out} (sha256 {file_digest(out)})")
+    return 0
 
 
 def cmd_bench(args) -> int:
@@ -174,7 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--retriever", choices=["hybrid", "dense", "lexical"])
     q.add_argument("--limit", type=int, help="only the first N questions")
     q.add_argument("--no-gate", action="store_true", help="report only, never fail")
+    q.add_argument("--split", choices=["dev", "test"], help="only one split (default: both, each reported)")
+    q.add_argument("--failures", metavar="FILE",
+                   help="write each wrong question with its category (retrieval miss, wrong sentence, "
+                        "wrong figure in the right sentence, false answer, false refusal) as JSON lines")
     q.set_defaults(fn=cmd_eval)
+
+    q = sub.add_parser("train", help="fit the answer ranker on the eval's dev split (writes rag/data/ranker.json)")
+    q.add_argument("--out", metavar="FILE", help="where to write the weights (default: RAG_RANKER_PATH)")
+    q.set_defaults(fn=cmd_train)
 
     q = sub.add_parser("bench", help="build/query speed, index size, memory; --http for a load check")
     q.add_argument("--http", action="store_true", help="load-test a server on loopback")
@@ -187,11 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .retrieve import QueryError
+    from .ranker import RankerError
     from .store import IndexError_
 
     try:
         return args.fn(args) or 0
-    except (CorpusError, IndexError_, QueryError, ValueError) as e:
+    except (CorpusError, IndexError_, QueryError, RankerError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -52,8 +52,9 @@ class Settings:
     reranker: str = ""  # sentence-transformers CrossEncoder name or path; off when empty
     rerank_depth: int = 20  # how many fused candidates the cross-encoder rescores
 
-    # answering
-    refusal_threshold: float = 0.30
+    # answering: the learned ranker's weights and refusal threshold (`rag train` writes them)
+    ranker_path: Path = ROOT / "rag" / "data" / "ranker.json"
+    query_cache: int = 1024  # question embeddings kept across requests (LRU)
 
     # limits
     max_question_chars: int = 1000

@@ -40,3 +40,10 @@ def save(index: bm25s.BM25, path: Path) -> None:
 
 def load(path: Path) -> bm25s.BM25:
     return bm25s.BM25.load(str(path), show_progress=False)
+
+
+def document_frequencies(index: bm25s.BM25) -> dict[str, int]:
+    """Token → number of passages holding it, read off the index (no scan of the texts)."""
+    indptr = np.asarray(index.scores["indptr"])
+    counts = np.diff(np.append(indptr, len(index.scores["data"])))
+    return {tok: int(counts[i]) for tok, i in index.vocab_dict.items() if i < len(counts)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -86,6 +87,23 @@ class Retriever:
         self.embedder = make_embedder(settings)
         self._reranker = None
         self._lock = threading.Lock()
+        self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def query_vector(self, query: str) -> np.ndarray:
+        """The question's embedding, cached (LRU): a question is embedded once, not once per
+        place-filtered search or per answer stage."""
+        text = expand_query(query)
+        with self._lock:
+            vec = self._qcache.get(text)
+            if vec is not None:
+                self._qcache.move_to_end(text)
+                return vec
+        vec = self.embedder.embed_queries([text])[0]
+        with self._lock:
+            self._qcache[text] = vec
+            while len(self._qcache) > max(0, self.settings.query_cache):
+                self._qcache.popitem(last=False)
+        return vec
 
     def _allowed(self, filters: dict) -> np.ndarray | None:
         if not filters:
@@ -107,7 +125,7 @@ class Retriever:
         depth = max(self.settings.fusion_depth, k)
         lists, sources = [], {}
         if mode in ("hybrid", "dense"):
-            qvec = self.embedder.embed_queries([expanded])[0]
+            qvec = self.query_vector(query)
             ids, scores = dense.search(self.index.faiss_index, qvec, depth, allowed, self.index.owner)
             lists.append((ids, scores, self.settings.dense_weight))
             sources["dense"] = dict(zip(ids, scores))

