@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from . import lexical
-from .candidates import ENUMERATION, SENTENCE, Candidate, featurise, generate, vectorise
+from .candidates import ENUMERATION, SENTENCE, Candidate, eligible, featurise, generate, vectorise
 from .config import Settings
 from .corpus import load_corpus
 from .normalize import NormText, normalize_span
@@ -91,11 +91,18 @@ class Answerer:
         cands = generate(q, hits, norms, self.texts)
         qvec = self.retriever.query_vector(q.text) if self.settings.retriever != "lexical" else None
         featurise(q, cands, qvec, self._window_vectors, self.years)
-        if self.ranker is not None and cands:
-            for cand, p in zip(cands, self.ranker.probabilities(vectorise(cands))):
-                cand.p = float(p)
-            cands.sort(key=lambda c: -c.p)
-        return cands
+        fit = [c for c in cands if eligible(q, c)]
+        if self.ranker is not None:
+            if fit:  # probabilities among the candidates that can answer; the rest only show what is near
+                for cand, p in zip(fit, self.ranker.probabilities(vectorise(fit))):
+                    cand.p = float(p)
+            rest = [c for c in cands if c.p == 0.0]
+            if rest:
+                for cand, s in zip(rest, self.ranker.scores(vectorise(rest))):
+                    cand.near = float(s)
+            fit.sort(key=lambda c: -c.p)
+            rest.sort(key=lambda c: -c.near)
+        return fit + [c for c in cands if c not in fit] if self.ranker is None else fit + rest
 
     # ------------------------------------------------------------------ the pipeline
 
@@ -115,8 +122,9 @@ class Answerer:
 
     def _decide(self, q: Question, cands: list[Candidate]):
         """(found, answer text, [(candidate, answer span)])."""
-        best = cands[0] if cands else None
-        nearest = [(best, None)] if best else []
+        fit = [c for c in cands if c.p > 0]
+        best = fit[0] if fit else None
+        nearest = [(cands[0], None)] if cands else []
         if q.unknown_places:
             names = "、".join(dict.fromkeys(q.unknown_places))
             return False, f"出版物中没有关于{names}的内容。", nearest
@@ -136,12 +144,14 @@ class Answerer:
             if chosen:
                 return True, "；".join(parts), chosen
         if best is None or best.p < threshold:
-            if best is not None and best.p >= NEAR_SHARE * threshold:
-                span = best.answer_span(q)
-                c = best.hit.chunk
+            near = best if best is not None and best.p >= NEAR_SHARE * threshold else (
+                max(cands, key=lambda c: c.near) if cands and not fit else None)
+            if near is not None and (near.features.get("focus_cov", 0) >= 0.5 or near.p > 0):
+                span = near.answer_span(q)
+                c = near.hit.chunk
                 where = f"{c.place}{c.year}年" if c.year else c.place
-                return (False, f"出版物中没有所问的这一项；最接近的是{where}的：{_clean(best.norm.text[span[0]:span[1]])}",
-                        [(best, span)])
+                return (False, f"出版物中没有所问的这一项；最接近的是{where}的：{_clean(near.norm.text[span[0]:span[1]])}",
+                        [(near, span)])
             return False, NOT_FOUND, nearest
         span = best.answer_span(q)
         if q.kind == "list" and ENUMERATION.search(best.sentence):

@@ -17,7 +17,7 @@ import numpy as np
 
 from .chunking import sentence_windows
 from .normalize import NormText, squash
-from .question import FIGURE, UNIT_ALIASES, Question, short_place
+from .question import FIGURE, Question, short_place, unit_fits
 from .schema import Hit
 from .tokenize import person_names
 
@@ -40,7 +40,7 @@ FEATURES = (
     "field_match", "is_field", "date_match", "list_enum", "list_seps", "explain_marker", "length",
     "place_sent", "place_chunk", "place_miss", "place_other", "year_match", "year_miss",
     "period_hit", "period_miss", "unknown_place", "year_uncovered", "lang_en",
-    "own_cov", "own_asked", "date_full",
+    "own_cov", "own_asked", "date_full", "in_question",
 )
 
 
@@ -66,6 +66,7 @@ class Candidate:
     target: tuple[int, int] | None = None  # the figure, date, name or field value asked for
     features: dict[str, float] = field(default_factory=dict)
     p: float = 0.0  # the ranker's probability that this candidate answers the question
+    near: float = -1e9  # the ranker's score, for one that cannot answer but shows what is nearby
 
     @property
     def sentence(self) -> str:
@@ -209,10 +210,12 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
                 elif is_rate:
                     f["rate_count"] = 1.0
                 if q.unit and q.kind == "number":
-                    if tgt.endswith(q.unit) or any(tgt.endswith(u) for u in UNIT_ALIASES.get(q.unit, "")):
+                    if unit_fits(q.unit, tgt):
                         f["unit_match"] = 1.0
                     else:
                         f["unit_mismatch"] = 0.3 if q.unit == "个" else 1.0
+                digits = re.match(r"[\d.]+", tgt)
+                f["in_question"] = float(bool(digits) and digits.group(0) in re.sub(r"\s", "", q.text))
                 first = FIGURE.search(sent)
                 f["fig_first"] = float(first is not None and first.start() == rel[0])
         if q.kind == "who":
@@ -242,7 +245,7 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             in_c = [p for p in q.places if p in where or short_place(p) in where]
             f["place_sent"] = len(in_s) / len(q.places)
             f["place_chunk"] = len(in_c) / len(q.places)
-            f["place_miss"] = float(any(p not in in_s and p not in in_c for p in q.places))
+            f["place_miss"] = float(not in_s and not in_c)  # about none of the places asked
             f["place_other"] = float(bool(c.places) and not any(p == c.places[0] or short_place(p) == short_place(c.places[0])
                                                                 for p in q.places) and not in_s)
         if q.years:
@@ -323,6 +326,26 @@ def _after_role(sentence: str, at: int, roles: tuple[str, ...], author: str | No
     if re.search(r"(?:主任|书记|主编|编辑|委员|长)$", before):
         return 0.5 if roles else 0.8
     return 0.2
+
+
+DAY_ASKED = re.compile(r"哪天|哪一天|几号|几月几日|什么日子|日期|what date|which day|on what day", re.I)
+
+
+def eligible(q: Question, cand: Candidate) -> bool:
+    """Whether the candidate can be the answer at all: about the place and year asked, and of
+    the kind of answer asked (a figure with a fitting unit for how-many, a name for who, a
+    date for when). The ranker chooses among these; the rest only show what is nearby."""
+    f = cand.features
+    if f.get("place_miss", 0) or f.get("year_miss", 0) or f.get("period_miss", 0):
+        return False
+    if q.is_quantity:  # a figure the question itself states is what it knows, not what it asks
+        return cand.kind in ("figure", "field") and f.get("unit_mismatch", 0) < 1 and not f.get("in_question") and (
+            q.kind != "rate" or f.get("rate_match", 0) > 0 or cand.kind == "field")
+    if q.kind in ("who", "date"):
+        if cand.kind not in ("figure", "field"):
+            return False
+        return not (q.kind == "date" and DAY_ASKED.search(q.text) and cand.kind == "figure" and not f.get("date_full"))
+    return True
 
 
 def vectorise(cands: list[Candidate]) -> np.ndarray:

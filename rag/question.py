@@ -21,6 +21,22 @@ FIGURE = re.compile(
     rf"(?:\d+(?:\.\d+)?(?:万|亿)?(?:余|多)?(?:{UNITS})|[一二三四五六七八九十两]+(?:{UNITS}))"
 )
 ASKED_UNIT = re.compile(rf"(?:多少|几)({UNITS})")
+UNIT_AT_END = re.compile(rf"(?:{UNITS})$")
+# a question after an amount of money asks for 元, 万元 or 亿元, whatever noun it counts
+MONEY = re.compile(r"(?:资金|投资|投入|金额|经费|费用|资金量|多少钱|补贴|预算)(?:额|总额)?(?:是|为|有|达到?)?多少|多少(?:资金|钱|经费)|how much money|how much (?:funding|investment)|\binvest", re.I)
+
+
+def unit_of(figure: str) -> str:
+    """The unit or classifier a printed figure ends with: 人次 for 30人次 (not 次)."""
+    m = UNIT_AT_END.search(figure)
+    return m.group(0) if m else ""
+
+
+def unit_fits(asked: str, figure: str) -> bool:
+    said = unit_of(figure)
+    if asked == "元":
+        return said in ("元", "万元", "亿元") or said == "万"
+    return said == asked or said in UNIT_ALIASES.get(asked, "")
 # the classifier an English question asks for, read from the noun right after "how many"
 EN_UNITS = [
     (r"person-times|person times", "人次"), (r"times|sessions|meetings|activities|rounds", "次"),
@@ -31,8 +47,9 @@ EN_HOW_MANY = re.compile(r"how many ((?:[\w'-]+ ?){1,8})", re.I)
 EN_STOP = set("is are was were did do does have has had in of for on at by per will can that from to with "
               "were been there this".split())
 # classifiers a question may use for what the text counts with another
-UNIT_ALIASES = {"位": "名人", "名": "位人", "人": "名位", "棵": "株", "株": "棵", "台": "部", "部": "台",
-                "个": "处家所项座", "场": "次", "次": "场", "条": "件个项", "件": "条个项"}
+UNIT_ALIASES = {"位": ("名", "人"), "名": ("位", "人"), "人": ("名", "位"), "棵": ("株",), "株": ("棵",),
+                "台": ("部",), "部": ("台",), "个": ("处", "家", "所", "项", "座"), "场": ("次",), "次": ("场",),
+                "条": ("件", "个", "项"), "件": ("条", "个", "项"), "人次": ("人",), "件次": ("件",)}
 RATE = re.compile(r"[^\w]?率|百分比|百分之|占比|比例|比重|percentage|percent|\brate\b|proportion|share of", re.I)
 QUANTITY = re.compile(r"多少|几[个次部人件项条家名位所处株场篇本栋户岁天年]?|数量|how many|how much|number of", re.I)
 LIST = re.compile(r"哪些|哪几|有什么|包括什么|包含|which measures|what measures|what are the|\blist\b|what steps", re.I)
@@ -122,6 +139,8 @@ class Vocabulary:
 
 
 def kind_of(text: str) -> str:
+    if re.search(r"哪几|哪些", text):
+        return "list"
     if RATE.search(text) and (QUANTITY.search(text) or re.search(r"多少|几|是|what|how", text, re.I)):
         return "rate"
     if QUANTITY.search(text):
@@ -140,6 +159,8 @@ def kind_of(text: str) -> str:
 
 
 def asked_unit(text: str) -> str | None:
+    if MONEY.search(text):
+        return "元"
     m = ASKED_UNIT.search(text)
     if m:
         return m.group(1)
@@ -221,7 +242,7 @@ def _predicates(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w for w in out if len(w) >= 2))
 
 
-EN_PLACE = re.compile(r"\b(?:in|of|did|does|has|for|at|by) (?:the )?([A-Z][a-z]+(?:'[a-z]+(?<!'s))?)")
+EN_PLACE = re.compile(r"\b(?:in|did|does|has|at) ([A-Z][a-z]+(?:'[a-z]+(?<!'s))?)\b(?! [A-Z])")
 EN_PLACE_SUFFIX = re.compile(r"\b([A-Z][a-z]+(?:'[a-z]+)?) (?:District|County|City|Township|Town|Province)\b")
 
 

@@ -3,6 +3,7 @@ units ("138部" next to "138"), punctuation and function words dropped."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -76,9 +77,11 @@ def keywords(text: str) -> list[str]:
 _pos_tokenizer = None
 
 
-def person_names(text: str) -> list[tuple[int, int]]:
+@functools.lru_cache(maxsize=50_000)
+def person_names(text: str) -> tuple[tuple[int, int], ...]:
     """Spans of the personal names jieba tags in ``text`` (nr). A surname cut off from its
-    given name (李 + 保国) is joined back."""
+    given name (李 + 保国) is joined back. Cached: the same passages come back for many
+    questions, and POS tagging is the slowest step of answering a who-question."""
     global _pos_tokenizer
     import jieba.posseg
 
@@ -99,7 +102,7 @@ def person_names(text: str) -> list[tuple[int, int]]:
                 spans.append((start, end))
         at = end
         i += 1
-    return spans
+    return tuple(spans)
 
 
 def _is_given_name(word: str) -> bool:

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from .candidates import Candidate, vectorise
+from .candidates import Candidate, eligible, vectorise
 from .config import Settings
 from .evaluation import load_questions, split_of
 from .normalize import squash
@@ -51,7 +51,7 @@ def collect(answerer, questions: list[dict], progress: bool = False):
     for qi, ref in enumerate(questions):
         q = answerer.analyse(ref["question"])
         hits = answerer.retrieve(q, 5, None)
-        cands = answerer.candidates(q, hits)
+        cands = [c for c in answerer.candidates(q, hits) if eligible(q, c)]
         labels = [label(c, ref, answerer.texts) for c in cands]
         if cands:
             X.append(vectorise(cands))
