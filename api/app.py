@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, field_validator
 from rag.answer import Answerer
 from rag.config import Settings
 from rag.corpus import load_manifest
+from rag.ranker import file_digest
 from rag.retrieve import FILTER_KEYS, QueryError
 from rag.schema import Citation
 
@@ -208,7 +209,8 @@ def healthz() -> dict:
         return JSONResponse({"status": "unavailable", "detail": state.error}, status_code=503)
     m = a.retriever.index.manifest
     return {"status": "ok", "chunks": len(a.retriever.index.chunks), "embedder": m["embedder"]["name"],
-            "built_at": m["built_at"]}
+            "built_at": m["built_at"],
+            "ranker": {"sha256": file_digest(state.settings.ranker_path), "threshold": a.ranker.threshold}}
 
 
 @app.get("/", include_in_schema=False)

@@ -18,7 +18,7 @@ from . import lexical
 from .candidates import ENUMERATION, SENTENCE, Candidate, eligible, featurise, generate, vectorise
 from .config import Settings
 from .corpus import load_corpus
-from .normalize import NormText, normalize_span
+from .normalize import NormText, normalize_span, squash
 from .question import FIGURE, Question, Vocabulary, analyse, short_place
 from .ranker import DEFAULT_PATH, Ranker
 from .retrieve import QueryError, Retriever
@@ -44,8 +44,12 @@ class Answerer:
         self.row_start = np.searchsorted(index.owner, np.arange(len(index.chunks) + 1))
         self.places = self._gazetteer(index.chunks)
         self.years = {c.year for c in index.chunks if c.year}
+        broader: dict[str, set[str]] = {}
+        for c in index.chunks:
+            for i, p in enumerate(c.places):
+                broader.setdefault(p, set()).update(c.places[i + 1:])
         self.vocab = Vocabulary(lexical.document_frequencies(index.bm25), len(index.chunks), self.places,
-                                "\n".join(c.text for c in index.chunks))
+                                "\n".join(c.text for c in index.chunks), broader)
         path = settings.ranker_path or DEFAULT_PATH
         self.ranker = ranker or (Ranker.load(path) if load_ranker else None)
 
@@ -144,9 +148,12 @@ class Answerer:
             if chosen:
                 return True, "；".join(parts), chosen
         if best is None or best.p < threshold:
+            if q.absent:  # words no publication contains: say which
+                words = "、".join(f"“{w}”" for w in q.absent[:3])
+                return False, f"出版物中没有关于{words}的内容。", nearest
             near = best if best is not None and best.p >= NEAR_SHARE * threshold else (
                 max(cands, key=lambda c: c.near) if cands and not fit else None)
-            if near is not None and (near.features.get("focus_cov", 0) >= 0.5 or near.p > 0):
+            if near is not None and near.features.get("focus_cov", 0) >= 0.5:
                 span = near.answer_span(q)
                 c = near.hit.chunk
                 where = f"{c.place}{c.year}年" if c.year else c.place
@@ -207,7 +214,7 @@ class Answerer:
         p_start, p_end = min(c.start, start), max(c.end, end)
         cit = Citation(c.doc_id, c.title, c.article, c.date, start, end, text[start:end], round(float(score), 4),
                        passage_start=p_start, passage_end=p_end)
-        if not self.verify(cit):
+        if not self.verify(cit) or squash(c.text) not in squash(text[p_start:p_end]):
             log.warning("dropped citation %s %s-%s: does not verify against the file", c.doc_id, start, end)
             return None
         return cit

@@ -56,9 +56,37 @@ def run_bench(settings: Settings, http: bool = False, duration: float = 30.0, cl
             times.append((time.perf_counter() - t0) * 1000)
         print(f"query {mode:<8}  p50 {statistics.median(times):6.1f} ms   p95 {_pct(times, .95):6.1f} ms"
               f"   over {len(times)} eval questions")
+    answer_latency(settings, questions)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory     {peak:7.0f} MB (RSS)")
     return 0
+
+
+def answer_latency(settings: Settings, questions: list[str]) -> None:
+    """/ask's work in-process, stage by stage: a first pass where every question is new (its
+    embedding computed) and a second where the question-embedding cache holds it."""
+    from .answer import Answerer
+
+    a = Answerer(settings)
+    a.ask("预热")  # load LAC and jieba's tagger once, as a server does at its first request
+    for name in ("new questions", "repeated"):
+        stages: dict[str, list[float]] = {"analyse": [], "retrieve": [], "candidates": [], "decide": [], "total": []}
+        for q in questions:
+            t0 = time.perf_counter()
+            qa = a.analyse(q)
+            t1 = time.perf_counter()
+            hits = a.retrieve(qa, 5, None)
+            t2 = time.perf_counter()
+            cands = a.candidates(qa, hits)
+            t3 = time.perf_counter()
+            found, _, chosen = a._decide(qa, cands)
+            a._citations(chosen, cands, hits, 3)
+            t4 = time.perf_counter()
+            for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
+                stages[k].append(v * 1000)
+        parts = "  ".join(f"{k} {statistics.median(v):.1f}" for k, v in stages.items() if k != "total")
+        print(f"ask ({name:<13}) p50 {statistics.median(stages['total']):6.1f} ms   p95 {_pct(stages['total'], .95):6.1f} ms"
+              f"   median per stage (ms): {parts}")
 
 
 def http_load(questions: list[str], duration: float, clients: int, url: str = "http://127.0.0.1:8000") -> int:

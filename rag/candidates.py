@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_left
+from difflib import SequenceMatcher
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from .chunking import sentence_windows
 from .normalize import NormText, squash
-from .question import FIGURE, Question, short_place, unit_fits
+from .question import FIGURE, ROLES, Question, short_place, unit_fits
 from .schema import Hit
 from .tokenize import person_names
 
@@ -40,7 +41,7 @@ FEATURES = (
     "field_match", "is_field", "date_match", "list_enum", "list_seps", "explain_marker", "length",
     "place_sent", "place_chunk", "place_miss", "place_other", "year_match", "year_miss",
     "period_hit", "period_miss", "unknown_place", "year_uncovered", "lang_en",
-    "own_cov", "own_asked", "date_full", "in_question",
+    "own_cov", "own_asked", "date_full", "in_question", "asked_elsewhere", "dense_gap_en", "article_match", "missing_max",
 )
 
 
@@ -77,6 +78,13 @@ class Candidate:
         text = self.norm.text
         if self.kind == "field" and self.target:
             return self.start, self.end
+        if q.kind == "who" and self.target:  # the name, with the title printed right before it
+            before = text[max(self.start, self.target[0] - 16):self.target[0]]
+            cut = max((m.end() for m in re.finditer(r"[,;。、:()（）\s]", before)), default=-1)
+            if cut < 0:
+                role = next((r for r in ROLES if before.endswith(r)), "")
+                cut = len(before) - len(role)
+            return self.target[0] - len(before) + cut, self.target[1]
         if self.target:
             for m in CLAUSE.finditer(text, self.start, self.end):
                 if m.start() <= self.target[0] < m.end():
@@ -162,6 +170,9 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
     the passage's sentence windows, so only the question is embedded at query time."""
     total = sum(q.terms.values()) or 1.0
     focus_w = {k: q.terms[k] for k in q.focus}
+    topical = list(focus_w) or list(q.terms)  # the words besides places and years
+    titles = [squash(t) for t in re.findall(r"《([^》]{4,})》", q.text)]
+    idf_top = max(q.terms.values(), default=1.0) or 1.0
     focus_total = sum(focus_w.values()) or 1.0
     focus_unknown = min(1.0, sum(focus_w[k] for k in q.absent if k in focus_w) / focus_total)
     dense_by_chunk: dict[str, tuple[list[tuple[int, int]], np.ndarray]] = {}
@@ -187,12 +198,14 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
         f["rank_inv"] = 1.0 / cand.hit.rank
         f["fused"] = cand.hit.score / top_fused
         in_sent = {k for k in q.terms if k in sent}
-        f["cov"] = sum(q.terms[k] for k in in_sent) / total
+        f["cov"] = sum(k in sent for k in topical) / len(topical) if topical else 0.0  # unweighted share
         f["cov_ctx"] = sum(w for k, w in q.terms.items() if k not in in_sent and k in context) / total
         f["focus_cov"] = sum(w for k, w in focus_w.items() if k in sent) / focus_total if focus_w else 0.5
         f["focus_missing"] = (sum(w for k, w in focus_w.items() if k not in sent and k not in context) / focus_total
                               if focus_w else 0.0)
         f["focus_unknown"] = focus_unknown
+        missing = [focus_w[k] for k in focus_w if k not in sent and k not in context]
+        f["missing_max"] = max(missing, default=0.0) / idf_top  # the rarest word asked that is not here
         f["unmapped"] = min(1.0, len(q.unmapped) / 4)
         f["lang_en"] = 1.0 if q.lang == "en" else 0.0
         f["length"] = math.log(1 + len(sent)) / 5
@@ -213,11 +226,14 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
                     if unit_fits(q.unit, tgt):
                         f["unit_match"] = 1.0
                     else:
-                        f["unit_mismatch"] = 0.3 if q.unit == "个" else 1.0
+                        f["unit_mismatch"] = 1.0
                 digits = re.match(r"[\d.]+", tgt)
                 f["in_question"] = float(bool(digits) and digits.group(0) in re.sub(r"\s", "", q.text))
                 first = FIGURE.search(sent)
                 f["fig_first"] = float(first is not None and first.start() == rel[0])
+        if titles:  # 《…》 in the question: is this passage the article it names?
+            art = squash(c.article or "")
+            f["article_match"] = max(SequenceMatcher(None, t, art).ratio() if art else 0.0 for t in titles)
         if q.kind == "who":
             if cand.kind == "figure":
                 f["who_name"] = _after_role(sent, cand.target[0] - cand.start, q.roles, c.author)
@@ -248,8 +264,9 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             f["place_miss"] = float(not in_s and not in_c)  # about none of the places asked
             f["place_other"] = float(bool(c.places) and not any(p == c.places[0] or short_place(p) == short_place(c.places[0])
                                                                 for p in q.places) and not in_s)
-        if q.years:
-            ok = [y for y in q.years if c.year == y or f"{y}年" in sent]
+        if q.years:  # a year the sentence prints overrides the passage's
+            printed = {int(y) for y in re.findall(r"((?:19|20)\d{2})年", sent)}
+            ok = [y for y in q.years if y in printed or (c.year == y and not printed)]
             f["year_match"] = len(ok) / len(q.years)
             f["year_miss"] = float(len(ok) < len(q.years))
         f["year_uncovered"] = float(any(y not in corpus_years for y in q.years))
@@ -261,6 +278,8 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             f["period_miss"] = float(not hit_p and bool(PERIOD_WORDS.search(here)))
     for cand in cands:
         cand.features["dense_gap"] = cand.features["dense"] - best_dense
+        if q.lang == "en":  # an English question's glossary terms are few: the dense side carries it
+            cand.features["dense_gap_en"] = cand.features["dense_gap"]
 
 
 def _window_spans(norm_text: str, chunk_text: str) -> list[tuple[int, int]]:
@@ -306,19 +325,23 @@ def _binding(sentence: str, fig: tuple[int, int], q: Question) -> dict[str, floa
     prev = max((m.end() for m in FIGURE.finditer(sentence[:fs])), default=cs)
     own = sentence[max(prev, cs - 0 if prev < cs else prev):fs] if prev >= cs else clause_before
     own_cov = sum(w for k, w in q.terms.items() if k in own) / total
-    asked = 0.0
+    asked = elsewhere = 0.0
     if q.asked:
         asked = 1.0 if q.asked in own else (0.5 if q.asked[:2] in own or q.asked[-2:] in own else 0.0)
-    return {"bind_noun": noun, "bind_pred": max(0.0, pred), "own_cov": own_cov, "own_asked": asked}
+        # the word asked binds another figure of the sentence: 收集4297条,办结3375条 — 办结多少
+        elsewhere = float(not asked and q.asked in sentence)
+    return {"bind_noun": noun, "bind_pred": max(0.0, pred), "own_cov": own_cov, "own_asked": asked,
+            "asked_elsewhere": elsewhere}
 
 
 def _after_role(sentence: str, at: int, roles: tuple[str, ...], author: str | None) -> float:
     """1 for a name right after an asked title (主任 李杰) or the article's author, 0.5 for a
     name after some other title, 0.2 for any name."""
     name_end = at
-    names = [s for s, e in person_names(sentence) if s == at]
-    if author and any(sentence[s:].startswith(a) for s in names for a in author.split()):
+    if author and any(sentence[at:].startswith(a) for a in author.split()):
         return 1.0
+    if roles == ("作者",):
+        return 0.0  # the byline is asked for: another name in the text is not the author
     before = sentence[:name_end].rstrip()
     for r in roles:
         if before.endswith(r) and (r.startswith("副") or not before[:-len(r)].endswith("副")):
@@ -344,6 +367,10 @@ def eligible(q: Question, cand: Candidate) -> bool:
     if q.kind in ("who", "date"):
         if cand.kind not in ("figure", "field"):
             return False
+        if q.kind == "who" and q.roles and cand.kind == "figure" and f.get("who_name", 0) < 0.5:
+            return False  # a name, but not after the title asked
+        if q.roles == ("作者",) and "《" in q.text and f.get("article_match", 0) < 0.6:
+            return False  # the byline of another article
         return not (q.kind == "date" and DAY_ASKED.search(q.text) and cand.kind == "figure" and not f.get("date_full"))
     return True
 

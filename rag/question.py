@@ -48,7 +48,10 @@ EN_STOP = set("is are was were did do does have has had in of for on at by per w
               "were been there this".split())
 # classifiers a question may use for what the text counts with another
 UNIT_ALIASES = {"位": ("名", "人"), "名": ("位", "人"), "人": ("名", "位"), "棵": ("株",), "株": ("棵",),
-                "台": ("部",), "部": ("台",), "个": ("处", "家", "所", "项", "座"), "场": ("次",), "次": ("场",),
+                "台": ("部",), "部": ("台",),
+                # 个 is the catch-all classifier, but not for trees, times, money, distance or age
+                "个": ("处", "家", "所", "项", "座", "名", "位", "人", "条", "件", "类", "批", "支", "部", "台", "栋", "户",
+                      "张", "辆", "本", "篇", "份", "场"), "场": ("次",), "次": ("场",),
                 "条": ("件", "个", "项"), "件": ("条", "个", "项"), "人次": ("人",), "件次": ("件",)}
 RATE = re.compile(r"[^\w]?率|百分比|百分之|占比|比例|比重|percentage|percent|\brate\b|proportion|share of", re.I)
 QUANTITY = re.compile(r"多少|几[个次部人件项条家名位所处株场篇本栋户岁天年]?|数量|how many|how much|number of", re.I)
@@ -77,6 +80,8 @@ GENERIC_PLACES = {"城市", "全市", "本市", "市区", "城区", "小区", "�
 PLACE_SUFFIX = re.compile(r"(省|市|区|县|旗|镇|乡|街道|村)$")
 # words of a question that say what kind of answer is wanted, not what it is about
 ASKING = set("多少 几 什么 哪些 哪个 哪位 如何 怎样 怎么 为什么 为何 是否 情况 请问 分别 一共 总共 共 累计 是谁 谁".split())
+# words that say what kind of answer is wanted; their absence from the corpus says nothing
+META = set("作者 撰写 撰稿 时间 日期 名称 名字 地址 数量 总数 比例 人数 次数 具体 哪天 哪一天 哪年 哪一年".split())
 
 
 def short_place(name: str) -> str:
@@ -124,8 +129,10 @@ class Question:
 class Vocabulary:
     """What question analysis needs of the index: document frequencies and place names."""
 
-    def __init__(self, df: dict[str, int], n_docs: int, places: dict[str, str], corpus_text: str):
+    def __init__(self, df: dict[str, int], n_docs: int, places: dict[str, str], corpus_text: str,
+                 broader: dict[str, set[str]] | None = None):
         self.df, self.n_docs, self.places, self.corpus_text = df, n_docs, places, corpus_text
+        self.broader = broader or {}  # place → the places that contain it (站前区 → 营口市, 辽宁省)
 
     def count(self, term: str) -> int:
         """In how many passages the term occurs (a token of the index, else as a substring)."""
@@ -180,8 +187,14 @@ def asked_unit(text: str) -> str | None:
     return None
 
 
+AUTHOR = re.compile(r"作者|撰写|撰稿|谁写|执笔|\bauthor\b|\bwrote\b|\bwritten by\b", re.I)
+
+
 def asked_roles(text: str) -> tuple[str, ...]:
-    """The titles a who-question names (主任, 主编, …); 主任 only where not part of 副主任."""
+    """The titles a who-question names (主任, 主编, …); 主任 only where not part of 副主任.
+    作者 stands for the byline of the article asked about."""
+    if AUTHOR.search(text):
+        return ("作者",)
     lowered = text.lower()
     found = [r for r in ROLES if r in text] + [zh for en, zh in EN_ROLES.items() if re.search(rf"\b{en}\b", lowered)]
     found = list(dict.fromkeys(found))
@@ -208,7 +221,7 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
     return Question(text, "en" if english else "zh", kind, asked_unit(text) if kind in ("number", "rate") else None,
                     tuple(places), tuple(unknown), years, terms, focus, predicates,
                     asked_roles(text) if kind == "who" else (), periods, unmapped,
-                    tuple(k for k in focus if vocab.count(k) == 0), _asked_word(text))
+                    tuple(k for k in focus if vocab.count(k) == 0 and k not in META), _asked_word(text))
 
 
 def _asked_word(text: str) -> str | None:
@@ -242,7 +255,7 @@ def _predicates(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w for w in out if len(w) >= 2))
 
 
-EN_PLACE = re.compile(r"\b(?:in|did|does|has|at) ([A-Z][a-z]+(?:'[a-z]+(?<!'s))?)\b(?! [A-Z])")
+EN_PLACE = re.compile(r"\b(?:in|did|does|has|at) ([A-Z][a-z]+(?:'[a-z]+)?)(?![\w'])(?! [A-Z])")
 EN_PLACE_SUFFIX = re.compile(r"\b([A-Z][a-z]+(?:'[a-z]+)?) (?:District|County|City|Township|Town|Province)\b")
 
 
@@ -263,7 +276,8 @@ def _places(text: str, expanded: str, vocab: Vocabulary) -> tuple[list[str], lis
     candidates: list[str] = []
     if is_english(text):
         for w in EN_PLACE.findall(text) + EN_PLACE_SUFFIX.findall(text):
-            if w.lower() not in GLOSSARY and w not in candidates:
+            w = re.sub(r"'s$", "", w)
+            if w.lower() not in GLOSSARY and w not in unknown:
                 unknown.append(w)
     else:
         for word, tag in lac_tags(text):
@@ -273,17 +287,19 @@ def _places(text: str, expanded: str, vocab: Vocabulary) -> tuple[list[str], lis
                 m = re.match(r"(.{2,8}?(?:省|市|区|县|旗|镇|乡|街道))", word)
                 if m:
                     candidates.append(m.group(1))
-        for tok in tokenizer().cut(text):  # jieba's longer place words LAC may have split
-            if len(tok) >= 3 and PLACE_SUFFIX.search(tok):
-                candidates.append(tok)
     for name in dict.fromkeys(candidates):
         if name in GENERIC_PLACES or len(name) < 2 or any(name in k or k in name for k in known):
             continue
         if any(short_place(name) == short_place(k) for k in known):
             continue
-        if name in vocab.corpus_text or (len(short_place(name)) >= 2 and short_place(name) in vocab.corpus_text
-                                         and PLACE_SUFFIX.search(name)):
+        if not PLACE_SUFFIX.search(name):
+            if name not in vocab.corpus_text:
+                unknown.append(name)  # a place name without 市/县… the publications never write, e.g. 上海
+            continue  # a LOC like 学校食堂 that the text does mention is not a place to scope by
+        if name in vocab.corpus_text or (len(short_place(name)) >= 2 and short_place(name) in vocab.corpus_text):
             known.append(name)  # a place the publications write about, e.g. 汝阳县
-        elif PLACE_SUFFIX.search(name) or len(name) >= 2:
+        else:
             unknown.append(name)
+    # 营口市站前区: the district is the scope; its city only says where the district is
+    known = [k for k in known if not any(k in vocab.broader.get(o, ()) for o in known if o != k)]
     return known, unknown

@@ -25,7 +25,7 @@ from .candidates import FEATURES
 # passages are about something next to what was asked (another place, period or measure)
 CALIBRATION_FEATURES = ("focus_missing", "focus_unknown", "focus_cov", "cov", "dense", "place_miss", "place_other",
                         "year_miss", "period_miss", "period_hit", "unmapped", "quantity_nofig", "unit_mismatch",
-                        "own_cov", "own_asked", "field_match")
+                        "own_cov", "own_asked", "asked_elsewhere", "field_match", "missing_max")
 _CAL_IDX = [FEATURES.index(n) for n in CALIBRATION_FEATURES]
 
 DEFAULT_PATH = Path(__file__).with_name("data") / "ranker.json"

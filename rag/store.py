@@ -24,6 +24,7 @@ from .chunking import sentence_windows
 from .config import Settings
 from .embedders import Embedder, make_embedder
 from .ingest import ingest, read_chunks, write_chunks
+from .ranker import file_digest
 from .schema import Chunk
 from .tokenize import tokens
 
@@ -149,6 +150,8 @@ def _manifest(settings: Settings, embedder: Embedder, chunks: list[Chunk], docs:
         "chunker": {"size": settings.chunk_size, "overlap": settings.chunk_overlap,
                     "version": CHUNKER_VERSION},
         "corpus_hash": corpus_hash(settings),
+        # the answer ranker loaded with this index (`rag train` writes it; DESIGN: rag/ranker.py)
+        "ranker": {"path": str(settings.ranker_path), "sha256": file_digest(settings.ranker_path)},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "counts": {"documents": docs, "chunks": len(chunks), "dense_rows": rows},
     }

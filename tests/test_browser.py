@@ -60,6 +60,11 @@ def test_question_answer_and_citation_in_the_page(server):
         assert page.locator("#answer mark.fig", has_text="88965").count() == 1
         cards = page.locator(".card")
         assert cards.count() >= 1 and "88965" in cards.first.inner_text()
+        # the quote is highlighted inside its passage, and the passage is longer than the quote
+        page.wait_for_selector(".card mark.quote", timeout=10000)
+        quote = cards.first.locator("mark.quote")
+        assert "88965" in quote.inner_text()
+        assert len(cards.first.locator("blockquote").inner_text()) > len(quote.inner_text())
         cards.first.locator("a.ctx").click()
         page.wait_for_selector(".context b", timeout=10000)
         page.screenshot(path=str(SHOTS / "answer.png"), full_page=True)

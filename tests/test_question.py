@@ -1,0 +1,64 @@
+"""Question analysis: the kind of answer, the unit, the word that picks a figure, places and years."""
+
+import pytest
+
+from rag.question import analyse, asked_unit, kind_of, unit_fits
+
+
+@pytest.fixture(scope="module")
+def vocab(answerer):
+    return answerer.vocab
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("洛阳市加装了多少部电梯？", "number"),
+    ("2024年上半年代表建议办结率是多少？", "rate"),
+    ("What percentage of the target was completed?", "rate"),
+    ("谁是汝阳县人大常委会主任？", "who"),
+    ("《洛阳人大》2024年第3期是哪天印刷的？", "date"),
+    ("洛阳市如何推动“治未病”工作？", "explain"),
+    ("汝阳县养老服务存在哪些问题？", "list"),
+    ("村集体资产可以通过哪几种路子盘活？", "list"),
+])
+def test_the_kind_of_answer_asked(question, kind):
+    assert kind_of(question) == kind
+
+
+@pytest.mark.parametrize("question, unit", [
+    ("旁听了多少场庭审？", "场"), ("总投资额是多少？", "元"),
+    ("How many schools did deputies check?", "所"),
+    ("How many community-level deputy liaison stations had been built?", None),
+    ("How many ancient and famous trees are registered in Luoyang?", "株"),
+])
+def test_the_unit_asked(question, unit):
+    assert asked_unit(question) == unit
+
+
+def test_a_unit_is_compared_whole():
+    assert unit_fits("次", "8次") and unit_fits("个", "4处") and unit_fits("元", "15万元")
+    assert not unit_fits("场", "30人次") and not unit_fits("个", "88965株")
+
+
+def test_the_word_before_the_asking_word_picks_the_figure(vocab):
+    q = analyse("2024年上半年收集的人民群众反映问题中，已办结多少条？", vocab)
+    assert q.asked == "办结" and q.years == (2024,) and q.unit == "条"
+
+
+def test_places_are_read_with_lac_and_checked_against_the_corpus(vocab):
+    q = analyse("青石县2025年召开了几次常委会会议？", vocab)
+    assert q.unknown_places == ("青石县",)
+    q = analyse("营口市站前区2025年上传民情民意多少件？", vocab)
+    assert q.places == ("站前区",)  # the city only says where the district is
+    q = analyse("鲅鱼圈区连续五年对多少所学校食堂开展跟踪监督？", vocab)
+    assert q.places == ("鲅鱼圈区",) and not q.unknown_places  # 学校食堂 is no place
+
+
+def test_an_english_question_is_read_through_the_glossary_and_its_places(vocab):
+    q = analyse("How many deputies' suggestions did Xin'an County handle in 2023?", vocab)
+    assert q.lang == "en" and q.places == ("新安县",) and q.years == (2023,) and not q.unknown_places
+    assert analyse("How many elevators were installed in Shanghai in 2024?", vocab).unknown_places == ("Shanghai",)
+
+
+def test_words_no_publication_contains_are_named(vocab):
+    q = analyse("中原区2020年降雨量是多少毫米？", vocab)
+    assert "降雨量" in q.absent

@@ -1,0 +1,52 @@
+"""The learned ranker: trained on dev only, reproducible by `rag train`, refused when stale."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rag.candidates import FEATURES
+from rag.evaluation import load_questions, split_of
+from rag.ranker import DEFAULT_PATH, Ranker, RankerError
+
+
+def test_the_split_is_fixed_and_about_sixty_forty(settings):
+    ids = [q["id"] for q in load_questions(settings.eval_dir / "questions.jsonl")]
+    dev = [i for i in ids if split_of(i) == "dev"]
+    assert 0.5 < len(dev) / len(ids) < 0.7
+    assert split_of("q001") == split_of("q001")
+
+
+def test_a_ranker_for_other_features_is_refused_with_what_to_do(tmp_path):
+    data = json.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
+    data["features"] = data["features"][:-1]
+    path = tmp_path / "ranker.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(RankerError, match="rag train"):
+        Ranker.load(path)
+    with pytest.raises(RankerError, match="rag train"):
+        Ranker.load(tmp_path / "missing.json")
+
+
+def test_the_right_candidate_is_labelled_from_the_evidence(answerer, settings):
+    from rag.training import label
+
+    ref = next(q for q in load_questions(settings.eval_dir / "questions.jsonl") if q["id"] == "q001")
+    q = answerer.analyse(ref["question"])
+    cands = answerer.candidates(q, answerer.retrieve(q, 5, None))
+    right = [c for c in cands if label(c, ref, answerer.texts)]
+    assert right and all(c.norm.text[slice(*c.target)] == "138部" for c in right)
+
+
+def test_the_shipped_ranker_is_what_rag_train_builds_from_dev(built):
+    """Reproducible: retraining on the dev split gives the shipped weights and threshold (so a
+    change to features or questions without `rag train` fails here), and it never reads test."""
+    from rag.training import train
+
+    shipped = Ranker.load(DEFAULT_PATH)
+    trained, info = train(built, progress=False)
+    assert trained.features == list(FEATURES)
+    assert np.allclose(trained.coef, shipped.coef, atol=0.02), "run `rag train` and commit rag/data/ranker.json"
+    assert abs(trained.threshold - shipped.threshold) < 0.02
+    n_dev = sum(split_of(q["id"]) == "dev" for q in load_questions(built.eval_dir / "questions.jsonl"))
+    assert info["questions"] == n_dev
