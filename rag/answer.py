@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from . import lexical
-from .candidates import ENUMERATION, SENTENCE, Candidate, eligible, featurise, generate, vectorise
+from .candidates import ENUMERATION, SENTENCE, Candidate, eligible, featurise, generate, is_lookup, vectorise
 from .config import Settings
 from .corpus import load_corpus
 from .normalize import NormText, normalize_span, squash
@@ -79,7 +79,7 @@ class Answerer:
         return analyse(question, self.vocab)
 
     def retrieve(self, q: Question, top_k: int, filters: dict | None) -> list[Hit]:
-        hits = self.retriever.search(q.text, k=max(top_k, 16), filters=filters)
+        hits = self.retriever.search(q.text, k=max(top_k, self.settings.answer_depth), filters=filters)
         if q.places and not filters:  # make sure every place named has its own passages
             for p in q.places[:4]:
                 hits = _merge(hits, self.retriever.search(q.text, k=4, filters={"place": p}))
@@ -137,6 +137,10 @@ class Answerer:
             have = "、".join(str(y) for y in sorted(self.years))
             return (False, f"出版物中没有{'、'.join(map(str, missing))}年的相关内容；语料只涵盖{have}年。", nearest)
         threshold = self.ranker.threshold if self.ranker else 0.5
+        lookup = next((c for c in fit if is_lookup(q, c)), None)
+        if lookup is not None and (best is None or best.p < threshold):
+            span = lookup.answer_span(q)  # a labelled value (masthead field, byline) answers as printed
+            return True, _clean(lookup.norm.text[span[0]:span[1]]), [(lookup, span)]
         if len(q.places) >= 2 and q.kind in ("number", "rate", "fact", "who", "date"):
             parts, chosen = [], []
             for p in q.places:

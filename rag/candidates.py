@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_left
-from difflib import SequenceMatcher
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ METHOD = re.compile(r"通过|针对|为了|为进一步|采取|采用|实行|推
                     r"“[^”]{2,14}”|[一二三四五六七八九十两]\S{0,4}法|机制|模式|办法|方式|措施|制度")
 # a masthead line: a label of 2-4 characters (printed with spaces between them), then a value
 FIELD = re.compile(r"^([\u4e00-\u9fff](?: ?[\u4e00-\u9fff]){1,4}|E ?- ?mail)\s+(\S.{0,60})$")
+NARROWER = re.compile(r"[\u4e00-\u9fff]{2,5}?(?:小区|社区|村|街道|镇|乡|县|区)(?![\u4e00-\u9fff]{0,1}(?:人大|常委))")
 PERIOD_WORDS = re.compile(r"上半年|下半年|全年|一季度|第一季度|前三季度|今年以来|年初以来|\d{1,2}月(?:份|底|末)|五年来|连续五年|本届|任期内")
 
 FEATURES = (
@@ -41,7 +42,7 @@ FEATURES = (
     "field_match", "is_field", "date_match", "list_enum", "list_seps", "explain_marker", "length",
     "place_sent", "place_chunk", "place_miss", "place_other", "year_match", "year_miss",
     "period_hit", "period_miss", "unknown_place", "year_uncovered", "lang_en",
-    "own_cov", "own_asked", "date_full", "in_question", "asked_elsewhere", "dense_gap_en", "article_match", "missing_max",
+    "own_cov", "own_asked", "date_full", "in_question", "asked_elsewhere", "dense_gap_en", "article_match", "missing_max", "narrower",
 )
 
 
@@ -222,7 +223,10 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
                     f["rate_match"], f["rate_count"] = float(is_rate), float(not is_rate)
                 elif is_rate:
                     f["rate_count"] = 1.0
-                if q.unit and q.kind == "number":
+                if q.kind == "number" and q.unit != "元" and re.search(r"(?:元|万|亿)$", tgt) and \
+                        re.search(r"多少[个名位人件项条家所处次部]|几|how many", q.text, re.I):
+                    f["unit_mismatch"] = 1.0  # an amount of money for a count asked
+                elif q.unit and q.kind == "number":
                     if unit_fits(q.unit, tgt):
                         f["unit_match"] = 1.0
                     else:
@@ -241,7 +245,7 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
                 f["who_noname"] = float(cand.kind != "field")
         if q.kind == "date":
             f["date_match"] = float(cand.kind == "figure")
-            f["date_full"] = float(bool(re.search(r"月\d{1,2}日|月$", tgt)))
+            f["date_full"] = float("日" in tgt)
         if cand.kind == "field":
             f["is_field"] = 1.0
             qs = squash(q.text).lower()
@@ -256,6 +260,10 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             f["explain_marker"] = min(1.0, len(METHOD.findall(sent)) / 2)
         # scope: the places, years and period asked
         where = " ".join(c.places) + (c.article or "")
+        # the sentence is about a part (a compound, a village, a district) of what was asked
+        parts = [m.group(0) for m in NARROWER.finditer(sent)]
+        f["narrower"] = float(any(not any(p_ in m or short_place(p_) in m for p_ in q.places) and m not in q.text
+                                  for m in parts))
         if q.places:
             in_s = [p for p in q.places if p in sent or short_place(p) in sent]
             in_c = [p for p in q.places if p in where or short_place(p) in where]
@@ -361,18 +369,34 @@ def eligible(q: Question, cand: Candidate) -> bool:
     f = cand.features
     if f.get("place_miss", 0) or f.get("year_miss", 0) or f.get("period_miss", 0):
         return False
+    if cand.kind == "field" and not f.get("field_match"):
+        return False  # a short labelled line, but not the label asked
     if q.is_quantity:  # a figure the question itself states is what it knows, not what it asks
         return cand.kind in ("figure", "field") and f.get("unit_mismatch", 0) < 1 and not f.get("in_question") and (
             q.kind != "rate" or f.get("rate_match", 0) > 0 or cand.kind == "field")
+    if q.kind == "list":  # items: an enumeration, a run of 、, or several quoted names
+        sent = cand.sentence
+        return bool(ENUMERATION.search(sent)) or sent.count("、") >= 2 or len(re.findall(r"“[^”]{2,}”", sent)) >= 2
     if q.kind in ("who", "date"):
         if cand.kind not in ("figure", "field"):
             return False
-        if q.kind == "who" and q.roles and cand.kind == "figure" and f.get("who_name", 0) < 0.5:
+        if q.kind == "who" and q.roles and cand.kind == "figure" and f.get("who_name", 0) < 1.0:
             return False  # a name, but not after the title asked
         if q.roles == ("作者",) and "《" in q.text and f.get("article_match", 0) < 0.6:
             return False  # the byline of another article
         return not (q.kind == "date" and DAY_ASKED.search(q.text) and cand.kind == "figure" and not f.get("date_full"))
     return True
+
+
+def is_lookup(q: Question, cand: Candidate) -> bool:
+    """A value the publication labels as what was asked: a masthead field whose label the
+    question names (邮编 for 邮政编码), or the byline of the article the question names. These
+    are read off, not inferred, so they need no ranker confidence."""
+    f = cand.features
+    if cand.kind == "field" and f.get("field_match"):
+        return True
+    return (q.roles == ("作者",) and cand.kind == "figure" and f.get("who_name", 0) >= 1.0
+            and f.get("article_match", 0) >= 0.8)
 
 
 def vectorise(cands: list[Candidate]) -> np.ndarray:

@@ -214,8 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .retrieve import QueryError
     from .ranker import RankerError
+    from .retrieve import QueryError
     from .store import IndexError_
 
     try:

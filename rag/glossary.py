@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+
 def _load(path: Path) -> dict[str, str]:
     """English phrase → Chinese terms, from a tab-separated data file next to this module."""
     out: dict[str, str] = {}

@@ -35,13 +35,15 @@ def unit_of(figure: str) -> str:
 def unit_fits(asked: str, figure: str) -> bool:
     said = unit_of(figure)
     if asked == "元":
-        return said in ("元", "万元", "亿元") or said == "万"
+        return said in ("元", "万元", "亿元")
     return said == asked or said in UNIT_ALIASES.get(asked, "")
 # the classifier an English question asks for, read from the noun right after "how many"
 EN_UNITS = [
     (r"person-times|person times", "人次"), (r"times|sessions|meetings|activities|rounds", "次"),
     (r"elevators|lifts", "部"), (r"kilomet\w*", "公里"), (r"yuan", "元"), (r"(?:\w+ )?trees", "株"),
     (r"schools", "所"), (r"people|persons|residents|deputies|members|experts|visitors|officials", "人"),
+    (r"beds", "张"), (r"households|families", "户"), (r"companies|enterprises|firms", "家"),
+    (r"cases|letters|suggestions|proposals|motions", "件"), (r"articles|reports", "篇"),
 ]
 EN_HOW_MANY = re.compile(r"how many ((?:[\w'-]+ ?){1,8})", re.I)
 EN_STOP = set("is are was were did do does have has had in of for on at by per will can that from to with "
@@ -66,7 +68,8 @@ ROLES = ("党组书记", "副主任", "主任", "秘书长", "副主编", "主�
 EN_ROLES = {"vice chair": "副主任", "deputy director": "副主任", "vice director": "副主任",
             "chief editor": "主编", "editor-in-chief": "主编", "editor in chief": "主编",
             "responsible editor": "责任编辑", "editor": "编辑", "chair": "主任", "director": "主任",
-            "head": "主任", "secretary": "书记", "layout": "版面设计"}
+            "head": "主任", "heads": "主任", "leads": "主任", "chairs": "主任", "secretary": "书记",
+            "layout": "版面设计"}
 YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?:年|\b)")
 # periods a figure is printed for; a question asking one the text does not give is a near miss
 PERIODS = {"上半年": r"上半年|first half|first six months", "下半年": r"下半年|second half",

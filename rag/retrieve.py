@@ -12,7 +12,7 @@ import numpy as np
 from . import dense, lexical
 from .config import Settings
 from .embedders import make_embedder
-from .glossary import expand_query
+from .glossary import expand_query, is_english
 from .schema import Chunk, Hit
 from .store import Index, index_text, load_index
 from .tokenize import tokens
@@ -127,7 +127,8 @@ class Retriever:
         if mode in ("hybrid", "dense"):
             qvec = self.query_vector(query)
             ids, scores = dense.search(self.index.faiss_index, qvec, depth, allowed, self.index.owner)
-            lists.append((ids, scores, self.settings.dense_weight))
+            weight = self.settings.en_dense_weight if is_english(query) else self.settings.dense_weight
+            lists.append((ids, scores, weight))
             sources["dense"] = dict(zip(ids, scores))
         if mode in ("hybrid", "lexical"):
             ids, scores = lexical.search(self.index.bm25, tokens(expanded), depth, allowed)

@@ -17,7 +17,14 @@ from .candidates import Candidate, eligible, vectorise
 from .config import Settings
 from .evaluation import load_questions, split_of
 from .normalize import squash
-from .ranker import CALIBRATION_FEATURES, Ranker, calibration_inputs, choose_threshold, fit_calibration, fit_scorer
+from .ranker import (
+    CALIBRATION_FEATURES,
+    Ranker,
+    calibration_inputs,
+    choose_threshold,
+    fit_calibration,
+    fit_scorer,
+)
 
 C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
 
