@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import OrderedDict
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from .question import FIGURE, Question, Vocabulary, analyse, short_place
 from .ranker import DEFAULT_PATH, Ranker
 from .retrieve import QueryError, Retriever
 from .schema import Answer, Chunk, Citation, Hit
+from .tokenize import person_names
 
 log = logging.getLogger("rag.answer")
 
@@ -52,6 +54,8 @@ class Answerer:
                                 "\n".join(c.text for c in index.chunks), broader)
         path = settings.ranker_path or DEFAULT_PATH
         self.ranker = ranker or (Ranker.load(path) if load_ranker else None)
+        self._norms: OrderedDict[str, NormText] = OrderedDict()  # passages' normalised text, LRU
+        person_names("李杰")  # load jieba's POS tagger now, not at the first who-question
 
     @staticmethod
     def _gazetteer(chunks: list[Chunk]) -> dict[str, str]:
@@ -85,13 +89,25 @@ class Answerer:
                 hits = _merge(hits, self.retriever.search(q.text, k=4, filters={"place": p}))
         return hits
 
+    def _norm(self, chunk: Chunk) -> NormText:
+        """The passage's normalised text with its offset map, cached: the same passages come
+        back for many questions."""
+        norm = self._norms.get(chunk.id)
+        if norm is None:
+            norm = self._norms[chunk.id] = normalize_span(self.texts[chunk.doc_id], chunk.start, chunk.end)
+            while len(self._norms) > 4096:
+                self._norms.popitem(last=False)
+        else:
+            self._norms.move_to_end(chunk.id)
+        return norm
+
     def _window_vectors(self, hit: Hit) -> np.ndarray:
         pos = self.positions[hit.chunk.id]
         return self.retriever.index.vectors[self.row_start[pos]:self.row_start[pos + 1]]
 
     def candidates(self, q: Question, hits: list[Hit]) -> list[Candidate]:
         """Every candidate of the passages with its features (and probability, with a ranker)."""
-        norms = {h.chunk.id: normalize_span(self.texts[h.chunk.doc_id], h.chunk.start, h.chunk.end) for h in hits}
+        norms = {h.chunk.id: self._norm(h.chunk) for h in hits}
         cands = generate(q, hits, norms, self.texts)
         qvec = self.retriever.query_vector(q.text) if self.settings.retriever != "lexical" else None
         featurise(q, cands, qvec, self._window_vectors, self.years)

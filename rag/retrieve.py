@@ -91,7 +91,9 @@ class Retriever:
 
     def query_vector(self, query: str) -> np.ndarray:
         """The question's embedding, cached (LRU): a question is embedded once, not once per
-        place-filtered search or per answer stage."""
+        place-filtered search or per answer stage. An English question is embedded with the
+        glossary's Chinese terms appended (the raw question: recall@1 0.67 against 0.64 on the
+        dev English questions but recall@5 no better, and lower on test)."""
         text = expand_query(query)
         with self._lock:
             vec = self._qcache.get(text)
