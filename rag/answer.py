@@ -152,6 +152,10 @@ class Answerer:
         if missing:
             have = "、".join(str(y) for y in sorted(self.years))
             return (False, f"出版物中没有{'、'.join(map(str, missing))}年的相关内容；语料只涵盖{have}年。", nearest)
+        focus_weight = sum(q.terms[k] for k in q.focus) or 1.0
+        if sum(q.terms[k] for k in q.absent) / focus_weight >= 0.75:  # mostly words no publication has
+            words = "、".join(f"“{w}”" for w in q.absent[:3])
+            return False, f"出版物中没有关于{words}的内容。", nearest
         threshold = self.ranker.threshold if self.ranker else 0.5
         lookup = next((c for c in fit if is_lookup(q, c)), None)
         if lookup is not None and (best is None or best.p < threshold):

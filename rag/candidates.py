@@ -18,7 +18,7 @@ import numpy as np
 
 from .chunking import sentence_windows
 from .normalize import NormText, squash
-from .question import FIGURE, ROLES, Question, short_place, unit_fits
+from .question import FIGURE, ROLES, VERB_SYNONYMS, Question, short_place, unit_fits
 from .schema import Hit
 from .tokenize import person_names
 
@@ -284,8 +284,13 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             hit_p = any(re.search(p, here) for p in q.periods)
             f["period_hit"] = float(hit_p)
             f["period_miss"] = float(not hit_p and bool(PERIOD_WORDS.search(here)))
+    bound = {(c.hit.chunk.id, c.start) for c in cands if c.kind == "figure" and "asked_elsewhere" in c.features
+             and not c.features["asked_elsewhere"] and q.asked_verb
+             and any(w in c.sentence for w in (q.asked_verb, *VERB_SYNONYMS.get(q.asked_verb, ())))}
     for cand in cands:
         cand.features["dense_gap"] = cand.features["dense"] - best_dense
+        if cand.features.get("asked_elsewhere") and (cand.hit.chunk.id, cand.start) in bound:
+            cand.features["sibling_asked"] = 1.0  # another figure of this sentence is the one asked
         if q.lang == "en":  # an English question's glossary terms are few: the dense side carries it
             cand.features["dense_gap_en"] = cand.features["dense_gap"]
 
@@ -336,8 +341,14 @@ def _binding(sentence: str, fig: tuple[int, int], q: Question) -> dict[str, floa
     asked = elsewhere = 0.0
     if q.asked:
         asked = 1.0 if q.asked in own else (0.5 if q.asked[:2] in own or q.asked[-2:] in own else 0.0)
-        # the word asked binds another figure of the sentence: 收集4297条,办结3375条 — 办结多少
-        elsewhere = float(not asked and q.asked in sentence)
+    if q.asked_verb:
+        # the verb asked binds a figure of another clause: 收集4297条,办结3375条 — 办结多少 (a verb
+        # before an enumeration, 召开常委会会议8次、主任会议39次, governs all of it)
+        forms = (q.asked_verb, *VERB_SYNONYMS.get(q.asked_verb, ()))
+        ccs = max((m.end() for m in re.finditer(r"[,;。:]", sentence[:fs])), default=0)
+        here = sentence[ccs:ce]
+        outside = sentence[:ccs] + "|" + sentence[ce:]
+        elsewhere = float(asked < 1 and not any(w in here for w in forms) and any(w in outside for w in forms))
     return {"bind_noun": noun, "bind_pred": max(0.0, pred), "own_cov": own_cov, "own_asked": asked,
             "asked_elsewhere": elsewhere}
 
@@ -371,6 +382,8 @@ def eligible(q: Question, cand: Candidate) -> bool:
         return False
     if cand.kind == "field" and not f.get("field_match"):
         return False  # a short labelled line, but not the label asked
+    if f.get("sibling_asked"):
+        return False  # 收集4297条,办结3375条: the verb asked (办结) binds the other figure
     if q.is_quantity:  # a figure the question itself states is what it knows, not what it asks
         return cand.kind in ("figure", "field") and f.get("unit_mismatch", 0) < 1 and not f.get("in_question") and (
             q.kind != "rate" or f.get("rate_match", 0) > 0 or cand.kind == "field")

@@ -142,7 +142,7 @@ class Question:
     unmapped: tuple[str, ...] = field(default=())  # English topic words the glossary lacks
     absent: tuple[str, ...] = field(default=())  # focus terms no publication contains
     asked: str | None = None  # the word right before 多少/几: 办结 in 已办结多少条
-
+    asked_verb: str | None = None  # the last verb before 多少/几 in its clause
     @property
     def is_quantity(self) -> bool:
         return self.kind in ("number", "rate")
@@ -243,17 +243,34 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
     return Question(text, "en" if english else "zh", kind, asked_unit(text) if kind in ("number", "rate") else None,
                     tuple(places), tuple(unknown), years, terms, focus, predicates,
                     asked_roles(text) if kind == "who" else (), periods, unmapped,
-                    tuple(k for k in focus if vocab.count(k) == 0 and k not in META), _asked_word(text))
+                    tuple(k for k in focus if vocab.count(k) == 0 and k not in META), _asked_word(text),
+                    _asked_verb(text) if not english else None)
+
+
+# the report's own verb for what a question may call otherwise
+VERB_SYNONYMS = {"办完": ("办结",), "办理完": ("办结",), "采用": ("采纳",), "吸收": ("采纳",), "处理完": ("办结",)}
 
 
 def _asked_word(text: str) -> str | None:
-    """The content word right before the asking word: it names which of two figures is meant
-    (收集问题4297条，办结3375条 — 已办结多少条)."""
+    """The content word right before the asking word: the noun or verb of the figure asked
+    (主任会议多少次, 已办结多少条)."""
     m = re.search(r"([\u4e00-\u9fff]{2,6}?)(?:了|的|有|是|共|达|为)*(?:多少|几)", text)
     if not m:
         return None
     words = [w for w in tokenizer().cut(m.group(1)) if len(w) >= 2 and w not in STOPWORDS and w not in ASKING]
     return words[-1] if words else None
+
+
+def _asked_verb(text: str) -> str | None:
+    """The last verb LAC tags in the clause before 多少/几: it says which of two figures in
+    different clauses is meant (收集问题4297条，办结3375条 — 被办结的有多少条)."""
+    m = re.search(r"(?:多少|几)", text)
+    if not m:
+        return None
+    clause = re.split(r"[，,；;。：:]", text[:m.start()])[-1]
+    verbs = [w for w, t in lac_tags(clause) if t in ("v", "vn") and len(w) >= 2 and not w.startswith(("有", "是", "占"))
+             and w not in ASKING]
+    return verbs[-1].rstrip("了") if verbs else None
 
 
 def content_terms(text: str) -> list[str]:

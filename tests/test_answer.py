@@ -93,7 +93,7 @@ def test_a_figure_binds_to_the_verb_and_noun_around_it():
     from rag.question import Question
 
     q = Question("收集的问题中已办结多少条？", "zh", "number", "条", (), (), (), {"问题": 1.0, "办结": 2.0},
-                 ("办结", "问题"), ("办结",), (), (), asked="办结")
+                 ("办结", "问题"), ("办结",), (), (), asked="办结", asked_verb="办结")
     s = "收集问题4297条,办结3375条"
     collected, done = _binding(s, (4, 9), q), _binding(s, (12, 17), q)
     assert done["own_asked"] == 1.0 and collected["own_asked"] == 0.0
