@@ -89,6 +89,10 @@ class Retriever:
         self._lock = threading.Lock()
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
 
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._qcache.clear()
+
     def query_vector(self, query: str) -> np.ndarray:
         """The question's embedding, cached (LRU): a question is embedded once, not once per
         place-filtered search or per answer stage. An English question is embedded with the
