@@ -33,6 +33,9 @@ METHOD = re.compile(r"通过|针对|为了|为进一步|采取|采用|实行|推
 # a masthead line: a label of 2-4 characters (printed with spaces between them), then a value
 FIELD = re.compile(r"^([\u4e00-\u9fff](?: ?[\u4e00-\u9fff]){1,4}|E ?- ?mail)\s+(\S.{0,60})$")
 NARROWER = re.compile(r"[\u4e00-\u9fff]{2,5}?(?:小区|社区|村|街道|镇|乡|县|区)(?![\u4e00-\u9fff]{0,1}(?:人大|常委))")
+ORG_NAME = re.compile(r"[\u4e00-\u9fff“”]{2,14}?(?:公司|集团|医院|大学|学院|研究所|研究院|银行|协会|基地|中心|厂|工委|"
+                      r"委员会|局|院|所)")
+PLACE_NAME = re.compile(r"[\u4e00-\u9fff]{1,6}?(?:省|市|区|县|镇|乡|村|街道|社区|小区)")
 PERIOD_WORDS = re.compile(r"上半年|下半年|全年|一季度|第一季度|前三季度|今年以来|年初以来|\d{1,2}月(?:份|底|末)|五年来|连续五年|本届|任期内")
 
 FEATURES = (
@@ -387,6 +390,11 @@ def eligible(q: Question, cand: Candidate) -> bool:
     if q.is_quantity:  # a figure the question itself states is what it knows, not what it asks
         return cand.kind in ("figure", "field") and f.get("unit_mismatch", 0) < 1 and not f.get("in_question") and (
             q.kind != "rate" or f.get("rate_match", 0) > 0 or cand.kind == "field")
+    if q.kind == "org":  # a named company, hospital, institute… that the question does not name itself
+        return cand.kind == "field" or any(m.group(0) not in q.text for m in ORG_NAME.finditer(cand.sentence))
+    if q.kind == "where":  # a place, address or institution the question does not name itself
+        return cand.kind == "field" or any(m.group(0) not in q.text for rx in (PLACE_NAME, ORG_NAME)
+                                           for m in rx.finditer(cand.sentence))
     if q.kind == "list":  # items: an enumeration, a run of 、, or several quoted names
         sent = cand.sentence
         return bool(ENUMERATION.search(sent)) or sent.count("、") >= 2 or len(re.findall(r"“[^”]{2,}”", sent)) >= 2

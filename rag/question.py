@@ -60,9 +60,12 @@ RATE = re.compile(r"[^\w]?率|百分比|百分之|占比|比例|比重|percentag
 QUANTITY = re.compile(r"多少|几[个次部人件项条家名位所处株场篇本栋户岁天年]?|数量|how many|how much|number of", re.I)
 LIST = re.compile(r"哪些|哪几|有什么|包括什么|包含|which measures|what measures|what are the|\blist\b|what steps", re.I)
 EXPLAIN = re.compile(r"如何|怎样|怎么|为什么|为何|什么方式|什么办法|什么方法|通过什么|\bwhy\b|\bhow (?:does|do|did|is|are|was|were|has|have)\b|in what way|by what means", re.I)
-WHO = re.compile(r"是谁|谁[是写作担]|哪位|作者|撰稿|\bwho\b|\bauthor\b|\bwrote\b", re.I)
+WHO = re.compile(r"是谁|由谁|谁[是写作担]|哪位|作者|撰稿|\bwho\b|\bauthor\b|\bwrote\b", re.I)
+ORG = re.compile(r"哪家|哪个(?:单位|部门|公司|企业|机构|医院|学校)|什么(?:单位|公司|企业|机构)|"
+                 r"\bwhich (?:company|firm|enterprise|institution|organi[sz]ation|hospital|unit|department)\b", re.I)
 DATE = re.compile(r"什么时候|何时|哪天|哪一天|几月|哪一年|哪年|日期|\bwhen\b|what date|which day|which year", re.I)
-WHERE = re.compile(r"在哪|哪里|什么地方|地址|\bwhere\b|address", re.I)
+WHERE = re.compile(r"在哪|哪里|什么地方|地址|哪个(?:县|区|市|省|镇|乡|村|地方|街道|社区|小区)|到哪|去哪|"
+                   r"\bwhere\b|address|\bwhich (?:county|district|city|province|town|village)\b", re.I)
 # the titles a who-question asks after; a longer one first, so 副主任 is not read as 主任
 ROLES = ("党组书记", "副主任", "主任", "秘书长", "副主编", "主编", "责任编辑", "编辑", "版面设计", "书记",
          "主席", "县长", "区长", "市长", "局长", "院长", "部长", "组长", "委员")
@@ -85,7 +88,8 @@ PLACE_SUFFIX = re.compile(r"(省|市|区|县|旗|镇|乡|街道|村)$")
 # words of a question that say what kind of answer is wanted, not what it is about
 ASKING = set("多少 几 什么 哪些 哪个 哪位 如何 怎样 怎么 为什么 为何 是否 情况 请问 分别 一共 总共 共 累计 是谁 谁".split())
 # words that say what kind of answer is wanted; their absence from the corpus says nothing
-META = set("作者 撰写 撰稿 时间 日期 名称 名字 地址 数量 总数 比例 人数 次数 具体 哪天 哪一天 哪年 哪一年".split())
+META = set("作者 撰写 撰稿 时间 日期 名称 名字 地址 数量 总数 比例 人数 次数 具体 哪天 哪一天 哪年 哪一年 哪家 哪个 哪所 "
+           "哪条 哪种 哪类 单位 机构 公司".split())
 
 
 def short_place(name: str) -> str:
@@ -129,7 +133,7 @@ def lac_tags(text: str) -> tuple[tuple[str, str], ...]:
 class Question:
     text: str
     lang: str  # "zh" or "en"
-    kind: str  # number | rate | date | who | where | list | explain | fact
+    kind: str  # number | rate | date | who | org | where | list | explain | fact
     unit: str | None
     places: tuple[str, ...]  # places of the corpus the question names (full names)
     unknown_places: tuple[str, ...]  # places named that no publication writes about
@@ -178,6 +182,10 @@ def kind_of(text: str) -> str:
         return "who"
     if DATE.search(text):
         return "date"
+    if ORG.search(text):
+        return "org"
+    if WHERE.search(text):
+        return "where"
     if EXPLAIN.search(text):
         return "explain"
     if LIST.search(text):
