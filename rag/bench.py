@@ -58,6 +58,7 @@ def run_bench(settings: Settings, http: bool = False, duration: float = 30.0, cl
         print(f"query {mode:<8}  p50 {statistics.median(times):6.1f} ms   p95 {_pct(times, .95):6.1f} ms"
               f"   over {len(times)} eval questions")
     answer_latency(settings, questions)
+    long_question_cost(settings)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory     {peak:7.0f} MB (RSS)")
     return 0
@@ -89,6 +90,21 @@ def answer_latency(settings: Settings, questions: list[str]) -> None:
         parts = "  ".join(f"{k} {statistics.median(v):.1f}" for k, v in stages.items() if k != "total")
         print(f"ask ({name:<13}) p50 {statistics.median(stages['total']):6.1f} ms   p95 {_pct(stages['total'], .95):6.1f} ms"
               f"   median per stage (ms): {parts}")
+
+
+def long_question_cost(settings: Settings) -> None:
+    """The worst a single request can cost: a question at the length limit that names places."""
+    from .answer import Answerer
+
+    a = Answerer(settings)
+    a.ask("预热")
+    names = "洛阳市、洛龙区、新安县、中原区、鲅鱼圈区、盖州市、大石桥市、老边区、站前区、西市区、汝阳县、嵩县、"
+    q = (names * 40)[: settings.max_question_chars - 20] + "分别召开了多少次常委会会议？"
+    for label, text in (("1,000-character question naming places", q[: settings.max_question_chars]),
+                        ("'洛阳' × 499", "洛阳" * 499 + "？")):
+        t0 = time.perf_counter()
+        a.ask(text)
+        print(f"ask ({label}) {1000 * (time.perf_counter() - t0):.0f} ms")
 
 
 def http_load(questions: list[str], duration: float, clients: int, url: str = "http://127.0.0.1:8000") -> int:

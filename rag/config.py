@@ -59,6 +59,9 @@ class Settings:
     ranker_path: Path = ROOT / "rag" / "data" / "ranker.json"
     answer_depth: int = 16  # passages whose sentences are answer candidates
     query_cache: int = 1024  # question embeddings kept across requests (LRU)
+    # a question is embedded from its first characters only: the encoder's cost grows with length,
+    # and a 1,000-character question took ~1 s of both cores (issue: bounded request cost)
+    max_embed_chars: int = 200
 
     # limits
     max_question_chars: int = 1000

@@ -98,7 +98,7 @@ class Retriever:
         place-filtered search or per answer stage. An English question is embedded with the
         glossary's Chinese terms appended (the raw question: recall@1 0.67 against 0.64 on the
         dev English questions but recall@5 no better, and lower on test)."""
-        text = expand_query(query)
+        text = expand_query(query[: self.settings.max_embed_chars])
         with self._lock:
             vec = self._qcache.get(text)
             if vec is not None:
