@@ -54,7 +54,7 @@ def _field_words(path: Path) -> dict[str, list[str]]:
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
             label, words = line.split("\t", 1)
-            out[squash(label).lower()] = [squash(label).lower()] + [w.lower() for w in words.split()]
+            out[squash(label).lower()] = [squash(label).lower()] + [w.strip().lower() for w in words.split(",") if w.strip()]
     return out
 
 
@@ -251,9 +251,7 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             f["date_full"] = float("日" in tgt)
         if cand.kind == "field":
             f["is_field"] = 1.0
-            qs = squash(q.text).lower()
-            words = FIELD_WORDS.get((label or "").lower(), [(label or "").lower()])
-            f["field_match"] = float(bool(label) and any(w and squash(w) in qs for w in words))
+            f["field_match"] = float(bool(label) and _names_field(q.text, label))
         if q.kind == "list":
             item = ENUMERATION.search(sent)
             heading = sent[:item.start()] if item else ""
@@ -296,6 +294,18 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             cand.features["sibling_asked"] = 1.0  # another figure of this sentence is the one asked
         if q.lang == "en":  # an English question's glossary terms are few: the dense side carries it
             cand.features["dense_gap_en"] = cand.features["dense_gap"]
+
+
+def _names_field(question: str, label: str) -> bool:
+    """Whether the question names the field: its label or another word for it (Chinese words
+    as substrings, English ones as whole words)."""
+    qs, lowered = squash(question).lower(), question.lower()
+    for w in FIELD_WORDS.get(label.lower(), [label.lower()]):
+        if w.isascii() and re.search(rf"\b{re.escape(w)}\b", lowered):
+            return True
+        if not w.isascii() and squash(w) in qs:
+            return True
+    return False
 
 
 def _window_spans(norm_text: str, chunk_text: str) -> list[tuple[int, int]]:
