@@ -163,9 +163,11 @@ class Answerer:
             return True, _clean(lookup.norm.text[span[0]:span[1]]), [(lookup, span)]
         if len(q.places) >= 2 and q.kind in ("number", "rate", "fact", "who", "date"):
             parts, chosen = [], []
-            for p in q.places:
-                own = next((c for c in cands if _names_place(c, p)), None)
-                if own and own.p >= threshold:
+            for p in q.places:  # each place's candidates compete among themselves
+                mine = [c for c in fit if _names_place(c, p)]
+                probs = self.ranker.probabilities(vectorise(mine)) if mine and self.ranker else []
+                own, own_p = max(zip(mine, probs), key=lambda t: t[1], default=(None, 0.0))
+                if own and own_p >= threshold:
                     span = own.answer_span(q)
                     parts.append(f"{p}：{_clean(own.norm.text[span[0]:span[1]])}")
                     chosen.append((own, span))
