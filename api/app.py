@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+import unicodedata
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
@@ -31,8 +32,18 @@ STATIC = Path(__file__).parent / "static"
 MAX_BODY = 16 * 1024
 
 
+def _readable(v: str, what: str) -> str:
+    """Refuse what no question can be: lone surrogates (invalid Unicode) and text that is empty
+    once control, format (zero-width, RTL marks) and space characters are taken away."""
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in v):
+        raise ValueError(f"{what} is not valid Unicode (it holds a lone surrogate)")
+    if not any(unicodedata.category(ch)[0] not in "CZ" for ch in v):
+        raise ValueError(f"{what} is empty")
+    return v
+
+
 class Filters(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "strict": True}
     doc_id: str | None = None
     doc_type: str | None = None
     place: str | None = None
@@ -40,6 +51,7 @@ class Filters(BaseModel):
 
 
 class AskRequest(BaseModel):
+    model_config = {"extra": "forbid", "strict": True}
     question: str = Field(..., examples=["洛阳市老旧小区加装了多少部电梯？"])
     top_k: int = Field(5, ge=1, le=20)
     filters: Filters | None = Field(None, examples=[{"place": "盖州市", "year": 2025}])
@@ -47,11 +59,22 @@ class AskRequest(BaseModel):
     @field_validator("question")
     @classmethod
     def question_is_real(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("question is empty")
+        _readable(v, "question")
         if len(v) > 1000:
             raise ValueError(f"question is {len(v)} characters; the limit is 1000")
         return v
+
+
+class ErrorBody(BaseModel):
+    """Every error: one sentence that says what is wrong."""
+
+    detail: str = Field(..., examples=["question is empty"])
+
+
+ERRORS = {code: {"model": ErrorBody, "description": text} for code, text in (
+    (404, "no such document"), (413, "request body over the cap"),
+    (422, "invalid input: the message names the field and the problem"),
+    (503, "the index is not loaded yet, or could not be loaded"))}
 
 
 class AskResponse(BaseModel):
@@ -118,6 +141,53 @@ def _answerer() -> Answerer:
     return state.answerer
 
 
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyCap:
+    """The body cap for every request, chunked or not: the body is counted as it streams in,
+    so a 10 MB chunked upload is refused after 16 KB, not read and parsed."""
+
+    def __init__(self, app, limit: int = MAX_BODY):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        received, exceeded, replaced = 0, False, False
+        detail = json.dumps({"detail": f"request body over {self.limit} bytes"}).encode()
+
+        async def capped_receive():
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    exceeded = True
+                    raise BodyTooLarge
+            return message
+
+        async def capped_send(message):
+            # whatever the app makes of the broken-off body (FastAPI: 400), the client gets 413
+            nonlocal replaced
+            if exceeded and message["type"] == "http.response.start":
+                replaced = True
+                await send({"type": "http.response.start", "status": 413,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(detail)).encode())]})
+                await send({"type": "http.response.body", "body": detail})
+                return
+            if not replaced:
+                await send(message)
+
+        try:
+            await self.app(scope, capped_receive, capped_send)
+        except BodyTooLarge:
+            if not replaced:
+                await capped_send({"type": "http.response.start", "status": 413, "headers": []})
+
+
 @app.middleware("http")
 async def guard(request: Request, call_next):
     """Cap request size, log every request with its latency, never leak a traceback."""
@@ -128,6 +198,8 @@ async def guard(request: Request, call_next):
     else:
         try:
             response = await call_next(request)
+        except BodyTooLarge:
+            raise
         except Exception:
             log.exception("unhandled error on %s", request.url.path)
             response = JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
@@ -136,14 +208,22 @@ async def guard(request: Request, call_next):
     return response
 
 
+app.add_middleware(BodyCap)
+
+
 @app.exception_handler(RequestValidationError)
 async def invalid(request: Request, exc: RequestValidationError):
     messages = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
         msg = err.get("msg", "invalid").removeprefix("Value error, ")
-        if err.get("type") == "extra_forbidden":
+        kind = err.get("type")
+        if kind == "extra_forbidden" and "filters" in where:
             msg = f"unknown filter; allowed: {', '.join(FILTER_KEYS)}"
+        elif kind == "extra_forbidden":
+            msg = "unknown field; allowed: question, top_k, filters"
+        elif kind == "json_invalid":
+            where, msg = "", f"request body is not valid JSON ({err.get('ctx', {}).get('error', 'decode error')})"
         messages.append(f"{where}: {msg}" if where else msg)
     return JSONResponse({"detail": "; ".join(messages)}, status_code=422)
 
@@ -153,17 +233,25 @@ async def bad_query(request: Request, exc: QueryError):
     return JSONResponse({"detail": str(exc)}, status_code=422)
 
 
-@app.post("/ask", response_model=AskResponse)
+@app.post("/ask", response_model=AskResponse, responses={k: ERRORS[k] for k in (413, 422, 503)})
 def ask(req: AskRequest) -> dict:
     filters = req.filters.model_dump(exclude_none=True) if req.filters else None
-    return _answerer().ask(req.question, top_k=req.top_k, filters=filters).to_json()
+    answerer = _answerer()
+    for key in ("doc_id", "doc_type"):
+        if filters and key in filters:
+            allowed = sorted({getattr(c, key) for c in answerer.retriever.index.chunks})
+            if filters[key] not in allowed:
+                raise QueryError(f"filter {key} {filters[key]!r} is not in the index; allowed: {', '.join(allowed)}")
+    return answerer.ask(req.question, top_k=req.top_k, filters=filters).to_json()
 
 
-@app.get("/search", response_model=SearchResponse)
+@app.get("/search", response_model=SearchResponse, responses={k: ERRORS[k] for k in (422, 503)})
 def search(q: Annotated[str, Query(min_length=1, max_length=1000, examples=["代表联络站"])],
            k: Annotated[int, Query(ge=1, le=20)] = 5) -> dict:
-    if not q.strip():
-        raise QueryError("query is empty")
+    try:
+        _readable(q, "query")
+    except ValueError as e:
+        raise QueryError(str(e)) from None
     t0 = time.perf_counter()
     hits = _answerer().retriever.search(q, k=k)
     return {
@@ -183,7 +271,7 @@ def documents() -> dict:
     return {"documents": load_manifest(state.settings.manifest_path)}
 
 
-@app.get("/documents/{doc_id}")
+@app.get("/documents/{doc_id}", responses={k: ERRORS[k] for k in (404, 422, 503)})
 def document(doc_id: str, start: int | None = Query(None, ge=0), end: int | None = Query(None, ge=0),
              context: int = Query(200, ge=0, le=5000)) -> dict:
     entries = {e["doc_id"]: e for e in load_manifest(state.settings.manifest_path)}

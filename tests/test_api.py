@@ -1,5 +1,7 @@
 """The HTTP contract of DESIGN.md through FastAPI's TestClient, on the real index."""
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -93,3 +95,47 @@ def test_503_while_the_index_is_not_loaded(client):
         assert client.get("/healthz").status_code == 503
     finally:
         state.answerer = saved
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({"question": "\ud800"}, "not valid Unicode"),
+        ({"question": "\u200b\u200f\u0007 "}, "question is empty"),
+        ({"question": "电梯", "top_k": "5"}, "top_k"),
+        ({"question": "电梯", "top_k": True}, "top_k"),
+        ({"question": "电梯", "top_k": 5.0}, "top_k"),
+        ({"question": "电梯", "colour": "red"}, "unknown field"),
+        ({"question": "电梯", "filters": {"doc_type": "poem"}}, "allowed: journal_issue"),
+        ({"question": "电梯", "filters": {"doc_id": "nope"}}, "allowed:"),
+        ({"question": "电梯", "filters": {"year": "2025"}}, "year"),
+    ],
+)
+def test_the_edge_is_strict(client, payload, message):
+    r = client.post("/ask", content=json.dumps(payload), headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert message in r.json()["detail"]
+
+
+def test_a_body_that_is_not_json_says_so(client):
+    r = client.post("/ask", content="question=电梯".encode(), headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "not valid JSON" in r.json()["detail"]
+
+
+def test_the_body_cap_holds_for_chunked_bodies(client):
+    def chunks():
+        yield b'{"question": "'
+        for _ in range(700):  # 700 × 1 KB, with no Content-Length
+            yield b"x" * 1024
+        yield b'"}'
+
+    r = client.post("/ask", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "over" in r.json()["detail"]
+
+
+def test_the_openapi_document_declares_the_error_body(client):
+    spec = client.get("/openapi.json").json()
+    for code in ("413", "422", "503"):
+        schema = spec["paths"]["/ask"]["post"]["responses"][code]["content"]["application/json"]["schema"]
+        assert schema["$ref"].endswith("/ErrorBody")
+    assert spec["components"]["schemas"]["ErrorBody"]["properties"]["detail"]["type"] == "string"

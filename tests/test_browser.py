@@ -71,5 +71,9 @@ def test_question_answer_and_citation_in_the_page(server):
         page.click(".examples a:last-child")  # a year the corpus does not cover
         page.wait_for_selector("#answer.notfound", timeout=30000)
         assert "2022" in page.inner_text("#answer")
+        if page.locator(".card").count():  # nearby passages are shown as such, not as evidence
+            assert "并不是" in page.inner_text("h2.nearest")
+        assert page.get_attribute("button[type=submit]", "aria-busy") is None
+        assert page.get_attribute("#answer", "aria-live") == "polite"
         page.screenshot(path=str(SHOTS / "not-found.png"), full_page=True)
         browser.close()
