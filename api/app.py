@@ -9,15 +9,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import time
 import unicodedata
+import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, Field, field_validator
 
 from rag.answer import Answerer
@@ -28,6 +32,11 @@ from rag.retrieve import FILTER_KEYS, QueryError
 from rag.schema import Citation
 
 log = logging.getLogger("renda.access")
+REQUESTS = Counter("renda_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("renda_request_seconds", "HTTP request latency", ["route"],
+                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+ANSWERS = Counter("renda_answers_total", "Answers given by /ask", ["found"])
+CHUNKS = Gauge("renda_index_chunks", "Chunks in the loaded index")
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 16 * 1024
 
@@ -121,13 +130,19 @@ def _load(settings: Settings) -> None:
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI):
+async def lifespan(app):
+    if not log.handlers:  # one JSON line per request on stderr, whatever uvicorn configures
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
     state.settings = Settings.from_env()
     await asyncio.to_thread(_load, state.settings)
     yield
 
 
-app = FastAPI(
+app = FastAPIOffline(  # Swagger UI and ReDoc served from the package, no CDN: /docs works offline
     title="renda-qa",
     version="0.1.0",
     description="人大出版物问答：答案附带可逐字核对的引文（quote == 原文[start:end]）。",
@@ -203,8 +218,14 @@ async def guard(request: Request, call_next):
         except Exception:
             log.exception("unhandled error on %s", request.url.path)
             response = JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
+    elapsed = time.perf_counter() - t0
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+    LATENCY.labels(route).observe(elapsed)
+    request_id = uuid.uuid4().hex[:12]
+    response.headers["X-Request-ID"] = request_id
     log.info(json.dumps({"method": request.method, "path": request.url.path, "status": response.status_code,
-                         "ms": round((time.perf_counter() - t0) * 1000, 1)}))
+                         "ms": round(elapsed * 1000, 1), "request_id": request_id}))
     return response
 
 
@@ -242,7 +263,9 @@ def ask(req: AskRequest) -> dict:
             allowed = sorted({getattr(c, key) for c in answerer.retriever.index.chunks})
             if filters[key] not in allowed:
                 raise QueryError(f"filter {key} {filters[key]!r} is not in the index; allowed: {', '.join(allowed)}")
-    return answerer.ask(req.question, top_k=req.top_k, filters=filters).to_json()
+    answer = answerer.ask(req.question, top_k=req.top_k, filters=filters)
+    ANSWERS.labels(str(answer.found).lower()).inc()
+    return answer.to_json()
 
 
 @app.get("/search", response_model=SearchResponse, responses={k: ERRORS[k] for k in (422, 503)})
@@ -299,6 +322,14 @@ def healthz() -> dict:
     return {"status": "ok", "chunks": len(a.retriever.index.chunks), "embedder": m["embedder"]["name"],
             "built_at": m["built_at"],
             "ranker": {"sha256": file_digest(state.settings.ranker_path), "threshold": a.ranker.threshold}}
+
+
+@app.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    """Prometheus: requests and latency per route, answers found or refused, chunks loaded."""
+    if state.answerer is not None:
+        CHUNKS.set(len(state.answerer.retriever.index.chunks))
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 @app.get("/", include_in_schema=False)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -39,6 +41,7 @@ def cmd_index(args) -> int:
         print(f"removed {args.remove}: index now has {stats['chunks']} chunks of {stats['documents']} documents")
         return 0
     if args.add:
+        _check_add_flags(args)
         entry = {
             "doc_id": args.doc_id or Path(args.add).stem,
             "title": args.title or Path(args.add).stem,
@@ -60,6 +63,27 @@ def cmd_index(args) -> int:
     for e in stats["errors"]:
         print(f"skipped {e}")
     return 0
+
+
+DOC_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+
+
+def _check_add_flags(args) -> None:
+    """A doc id becomes a file name in corpus/: lower-case letters, digits, . _ - only (no path);
+    a date must be a real ISO date and a year a plausible one."""
+    doc_id = args.doc_id or Path(args.add).stem
+    if not DOC_ID.fullmatch(doc_id) or ".." in doc_id:
+        raise ValueError(f"--doc-id {doc_id!r} is not a valid id: use lower-case letters, digits, '.', '_' "
+                         "and '-', starting with a letter or digit (it becomes corpus/<id>.txt)")
+    if args.date:
+        try:
+            date = datetime.date.fromisoformat(args.date)
+        except ValueError:
+            raise ValueError(f"--date {args.date!r} is not a date of the form YYYY-MM-DD") from None
+        if args.year and args.year != date.year:
+            raise ValueError(f"--year {args.year} does not agree with --date {args.date}")
+    if args.year is not None and not 1949 <= args.year <= datetime.date.today().year + 1:
+        raise ValueError(f"--year {args.year} is out of range (1949..{datetime.date.today().year + 1})")
 
 
 def _ensure_index(s: Settings) -> None:

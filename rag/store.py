@@ -87,6 +87,8 @@ def _text_key(text: str) -> str:
 class EmbeddingCache:
     """Vectors keyed by text hash, one file per embedder, written atomically."""
 
+    FLUSH_EVERY = 256  # texts embedded between two saves of the cache
+
     def __init__(self, root: Path, embedder_name: str):
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedder_name)
         self.path = root / f"{safe}.npz"
@@ -103,9 +105,10 @@ class EmbeddingCache:
         keys = [_text_key(t) for t in texts]
         todo = sorted({k: t for k, t in zip(keys, texts) if k not in self.vectors}.items())
         self.misses, self.hits = len(todo), len(keys) - sum(k not in self.vectors for k in keys)
-        if todo:
-            vecs = embedder.embed_passages([t for _, t in todo], progress=progress)
-            for (k, _), v in zip(todo, vecs):
+        for at in range(0, len(todo), self.FLUSH_EVERY):  # saved as it grows: a killed build resumes
+            block = todo[at:at + self.FLUSH_EVERY]
+            vecs = embedder.embed_passages([t for _, t in block], progress=progress)
+            for (k, _), v in zip(block, vecs):
                 self.vectors[k] = v
             self.save()
         if not keys:
@@ -161,7 +164,9 @@ def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: 
            manifest: dict, crash_after: str | None = None) -> Path:
     """Write a complete index to a temp folder, then swap it in for ``current``."""
     settings.index_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="building-", dir=settings.index_dir))
+    clean_stale_builds(settings.index_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f"building-{os.getpid()}-", dir=settings.index_dir))
+    tmp.chmod(0o755)  # mkdtemp makes it 0700; the index is read by the service's user too
     try:
         write_chunks(chunks, tmp / "chunks.jsonl")
         np.save(tmp / "vectors.npy", vectors)
@@ -184,6 +189,31 @@ def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: 
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def clean_stale_builds(index_dir: Path) -> list[Path]:
+    """Remove the temp folders of builds whose process is gone (killed mid-build)."""
+    removed = []
+    for d in index_dir.glob("building-*"):
+        parts = d.name.split("-")
+        pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+        if pid is not None and _alive(pid) and pid != os.getpid():
+            continue
+        if pid == os.getpid():
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def build_index(settings: Settings, progress: bool = False, skip_bad: bool = False,

@@ -139,3 +139,24 @@ def test_the_openapi_document_declares_the_error_body(client):
         schema = spec["paths"]["/ask"]["post"]["responses"][code]["content"]["application/json"]["schema"]
         assert schema["$ref"].endswith("/ErrorBody")
     assert spec["components"]["schemas"]["ErrorBody"]["properties"]["detail"]["type"] == "string"
+
+
+def test_the_docs_page_loads_its_assets_from_the_server(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "cdn" not in page.text.lower()
+    import re
+
+    assets = re.findall(r'(?:src|href)="(/[^"]+\.(?:js|css))"', page.text)
+    assert assets and all(client.get(a).status_code == 200 for a in assets)
+
+
+def test_metrics_count_requests_and_answers(client):
+    client.post("/ask", json={"question": "洛阳市登记建档的古树名木共计多少株？"})
+    r = client.get("/metrics")
+    assert r.status_code == 200
+    assert 'renda_requests_total{method="POST",route="/ask",status="200"}' in r.text
+    assert 'renda_answers_total{found="true"}' in r.text and "renda_index_chunks" in r.text
+
+
+def test_every_response_carries_a_request_id(client):
+    assert len(client.get("/healthz").headers["x-request-id"]) == 12

@@ -1,6 +1,7 @@
 """The persisted hybrid index: refused when it does not fit, atomic, incremental."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -121,3 +122,33 @@ def test_lexical_tokens_keep_figures_with_units():
 def test_english_query_retrieves_chinese_passages(built):
     hits = Retriever(built).search("How many ancient trees are registered in Luoyang?", k=5)
     assert any("88965" in h.chunk.text for h in hits)
+
+
+def test_a_killed_builds_temp_folder_is_cleaned_at_the_next_build(tmp_path):
+    from rag.store import clean_stale_builds
+
+    dead = tmp_path / "building-999999-abc"  # no such process
+    dead.mkdir()
+    (dead / "vectors.npy").write_bytes(b"half")
+    mine = tmp_path / f"building-{os.getpid()}-xyz"
+    mine.mkdir()
+    assert clean_stale_builds(tmp_path) == [dead]
+    assert not dead.exists() and mine.exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--doc-id", "../escaped"], "not a valid id"),
+    (["--doc-id", "a b/c"], "not a valid id"),
+    (["--date", "not-a-date"], "YYYY-MM-DD"),
+    (["--year", "99999"], "out of range"),
+])
+def test_add_refuses_bad_metadata_before_touching_the_corpus(corpus_copy, tmp_path, capsys, flags, message):
+    from rag.cli import main
+
+    src = tmp_path / "new.txt"
+    src.write_text("新文件。", encoding="utf-8")
+    before = sorted(p.name for p in corpus_copy.corpus_dir.iterdir())
+    code = main(["--corpus-dir", str(corpus_copy.corpus_dir), "--index-dir", str(corpus_copy.index_dir),
+                 "index", "--add", str(src), *flags])
+    assert code == 2 and message in capsys.readouterr().err
+    assert sorted(p.name for p in corpus_copy.corpus_dir.iterdir()) == before
