@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import sys
+import threading
 import time
 import unicodedata
 import uuid
@@ -28,8 +29,9 @@ from rag.answer import Answerer
 from rag.config import Settings
 from rag.corpus import load_manifest
 from rag.ranker import file_digest
-from rag.retrieve import FILTER_KEYS, QueryError
+from rag.retrieve import FILTER_KEYS, QueryError, Retriever
 from rag.schema import Citation
+from rag.store import build_index, current_dir, index_status, load_index
 
 log = logging.getLogger("renda.access")
 REQUESTS = Counter("renda_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -115,18 +117,67 @@ class State:
     answerer: Answerer | None = None
     error: str | None = None
     settings: Settings
+    generation: str | None = None  # built_at of the index being served
+    building: dict | None = None  # {"started": t, "done": n, "total": m} while a build runs
+    warnings: list[str] = []
 
 
 state = State()
+_swap_lock = threading.Lock()
+
+
+def _generation(settings: Settings) -> str | None:
+    """The index on disk, as its manifest's build time (every build, --add and --remove write
+    a new one atomically), or None when there is none."""
+    try:
+        return json.loads((current_dir(settings) / "manifest.json").read_text(encoding="utf-8"))["built_at"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _load(settings: Settings) -> None:
+    """Load the index on disk and swap it in; the one being served stays until the new one has
+    loaded, so no request is dropped and a bad new index costs nothing."""
+    with _swap_lock:
+        generation = _generation(settings)
+        try:
+            index = load_index(settings, check_corpus=False)  # a changed corpus: serve, and warn
+            answerer = Answerer(settings, retriever=Retriever(settings, index=index))
+        except Exception as e:  # the service stays up and answers 503 with the reason
+            if state.answerer is None:
+                state.error = str(e)
+            state.warnings = [f"index on disk not loaded: {e}"]
+            log.error(json.dumps({"event": "index not loaded", "detail": str(e)}, ensure_ascii=False))
+            state.generation = generation  # do not retry the same bad index in a loop
+            return
+        stale = index_status(settings)
+        state.answerer, state.error, state.generation = answerer, None, generation
+        state.warnings = [stale] if stale else []
+        log.info(json.dumps({"event": "index loaded", "built_at": generation, "chunks": len(index.chunks)}))
+
+
+def _build_then_load(settings: Settings) -> None:
+    state.building = {"started": time.time(), "done": 0, "total": None}
+
+    def progress(done: int, total: int) -> None:
+        state.building.update(done=done, total=total)
+
     try:
-        state.answerer = Answerer(settings)
-        state.error = None
-    except Exception as e:  # the service stays up and answers 503 with the reason
-        state.answerer, state.error = None, str(e)
-        log.error("index not loaded: %s", e)
+        build_index(settings, skip_bad=True, on_progress=progress)
+    except Exception as e:
+        state.error = f"index build failed: {e}"
+        log.error(json.dumps({"event": "build failed", "detail": str(e)}, ensure_ascii=False))
+    finally:
+        state.building = None
+    _load(settings)
+
+
+async def _watch(settings: Settings) -> None:
+    """Swap in a new index generation between requests, whoever wrote it."""
+    while True:
+        await asyncio.sleep(settings.reload_seconds)
+        if state.building is None and _generation(settings) not in (None, state.generation):
+            await asyncio.to_thread(_load, settings)
 
 
 @asynccontextmanager
@@ -137,9 +188,15 @@ async def lifespan(app):
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
-    state.settings = Settings.from_env()
-    await asyncio.to_thread(_load, state.settings)
+    state.settings = settings = Settings.from_env()
+    if _generation(settings) is None:  # no index yet: start anyway, build in the background
+        threading.Thread(target=_build_then_load, args=(settings,), daemon=True).start()
+    else:
+        await asyncio.to_thread(_load, settings)
+    watcher = asyncio.create_task(_watch(settings)) if settings.reload_seconds > 0 else None
     yield
+    if watcher:
+        watcher.cancel()
 
 
 app = FastAPIOffline(  # Swagger UI and ReDoc served from the package, no CDN: /docs works offline
@@ -152,7 +209,11 @@ app = FastAPIOffline(  # Swagger UI and ReDoc served from the package, no CDN: /
 
 def _answerer() -> Answerer:
     if state.answerer is None:
-        raise HTTPException(503, detail=f"index not loaded: {state.error or 'starting up'}; run `rag index`")
+        b = state.building
+        if b is not None:
+            done = f"{b['done']}/{b['total']} texts embedded" if b["total"] else "reading the corpus"
+            raise HTTPException(503, detail=f"building the index ({done}, {time.time() - b['started']:.0f} s so far)")
+        raise HTTPException(503, detail=f"index not loaded: {state.error or 'starting up'}")
     return state.answerer
 
 
@@ -303,7 +364,10 @@ def document(doc_id: str, start: int | None = Query(None, ge=0), end: int | None
     out = dict(entries[doc_id])
     if start is None and end is None:
         return out
-    text = _answerer().texts[doc_id]
+    text = _answerer().texts.get(doc_id)
+    if text is None:
+        raise HTTPException(503, detail=f"document {doc_id!r} is not in the index being served yet; it is "
+                                        "picked up when its index build finishes")
     if start is None or end is None or not start < end <= len(text):
         raise HTTPException(422, detail=f"start and end must satisfy 0 <= start < end <= {len(text)}")
     out["passage"] = {
@@ -315,13 +379,19 @@ def document(doc_id: str, start: int | None = Query(None, ge=0), end: int | None
 
 @app.get("/healthz")
 def healthz() -> dict:
+    """The live index generation, its build time and counts; building, stale and other
+    warnings with their reasons."""
     a = state.answerer
     if a is None:
-        return JSONResponse({"status": "unavailable", "detail": state.error}, status_code=503)
+        body = {"status": "building" if state.building else "unavailable", "detail": state.error}
+        if state.building:
+            body["building"] = dict(state.building)
+        return JSONResponse(body, status_code=503)
     m = a.retriever.index.manifest
-    return {"status": "ok", "chunks": len(a.retriever.index.chunks), "embedder": m["embedder"]["name"],
-            "built_at": m["built_at"],
-            "ranker": {"sha256": file_digest(state.settings.ranker_path), "threshold": a.ranker.threshold}}
+    return {"status": "ok", "chunks": len(a.retriever.index.chunks), "documents": m["counts"]["documents"],
+            "embedder": m["embedder"]["name"], "built_at": m["built_at"], "generation": state.generation,
+            "ranker": {"sha256": file_digest(state.settings.ranker_path), "threshold": a.ranker.threshold},
+            "stale": any("stale" in w for w in state.warnings), "warnings": state.warnings}
 
 
 @app.get("/metrics", include_in_schema=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -86,6 +87,12 @@ def _check_add_flags(args) -> None:
         raise ValueError(f"--year {args.year} is out of range (1949..{datetime.date.today().year + 1})")
 
 
+def _index_status(s: Settings) -> str | None:
+    from . import store
+
+    return store.index_status(s)
+
+
 def _ensure_index(s: Settings) -> None:
     from . import store
 
@@ -129,7 +136,11 @@ def cmd_serve(args) -> int:
     import uvicorn
 
     s = _settings(args)
-    _ensure_index(s)
+    if store_status := _index_status(s):  # the server starts anyway and builds in the background
+        print(f"{store_status} — the server builds it in the background; /healthz shows the progress",
+              file=sys.stderr, flush=True)
+    os.environ.update({f"RAG_{k.upper()}": str(v) for k, v in (("corpus_dir", s.corpus_dir),
+                                                                ("index_dir", s.index_dir))})
     uvicorn.run("api.app:app", host=args.host, port=args.port, log_level="info")
     return 0
 

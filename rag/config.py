@@ -63,6 +63,9 @@ class Settings:
     # and a 1,000-character question took ~1 s of both cores (issue: bounded request cost)
     max_embed_chars: int = 200
 
+    # the server checks this often for a new index generation and swaps it in (0 = never)
+    reload_seconds: float = 2.0
+
     # limits
     max_question_chars: int = 1000
     max_top_k: int = 20

@@ -74,9 +74,12 @@ def corpus_hash(settings: Settings) -> str:
     if manifest.exists():  # the entries, not the file's formatting
         entries = json.loads(manifest.read_text(encoding="utf-8")).get("documents")
         h.update(json.dumps(entries, ensure_ascii=False, sort_keys=True).encode())
-    for f in sorted(settings.corpus_dir.glob("*.txt")):
-        h.update(f.name.encode())
-        h.update(hashlib.sha256(f.read_bytes()).digest())
+        # the files the manifest lists, not whatever else lies in corpus/: a stray file dropped
+        # there must not make a good index "stale"
+        for name in sorted(e.get("file", "") for e in entries or []):
+            f = settings.corpus_dir / name
+            h.update(name.encode())
+            h.update(hashlib.sha256(f.read_bytes()).digest() if f.is_file() else b"missing")
     return h.hexdigest()[:16]
 
 
@@ -101,7 +104,7 @@ class EmbeddingCache:
                 self.vectors = {}
         self.hits = self.misses = 0
 
-    def embed(self, embedder: Embedder, texts: list[str], progress: bool = False) -> np.ndarray:
+    def embed(self, embedder: Embedder, texts: list[str], progress: bool = False, on_progress=None) -> np.ndarray:
         keys = [_text_key(t) for t in texts]
         todo = sorted({k: t for k, t in zip(keys, texts) if k not in self.vectors}.items())
         self.misses, self.hits = len(todo), len(keys) - sum(k not in self.vectors for k in keys)
@@ -111,6 +114,8 @@ class EmbeddingCache:
             for (k, _), v in zip(block, vecs):
                 self.vectors[k] = v
             self.save()
+            if on_progress:
+                on_progress(min(at + self.FLUSH_EVERY, len(todo)), len(todo))
         if not keys:
             return np.zeros((0, embedder.dim), dtype=np.float32)
         return np.vstack([self.vectors[k] for k in keys]).astype(np.float32)
@@ -217,14 +222,14 @@ def _alive(pid: int) -> bool:
 
 
 def build_index(settings: Settings, progress: bool = False, skip_bad: bool = False,
-                crash_after: str | None = None) -> dict:
+                crash_after: str | None = None, on_progress=None) -> dict:
     """Corpus → chunks → vectors (cached) → FAISS + BM25 in ``index/current``. Returns stats."""
     t0 = time.perf_counter()
     ingested = ingest(settings, skip_bad=skip_bad)
     embedder = make_embedder(settings)
     cache = EmbeddingCache(settings.index_dir / "cache", embedder.name)
     texts, owner = dense_rows(ingested.chunks, settings.dense_window_chars)
-    vectors = cache.embed(embedder, texts, progress=progress)
+    vectors = cache.embed(embedder, texts, progress=progress, on_progress=on_progress)
     manifest = _manifest(settings, embedder, ingested.chunks, len(ingested.documents), len(texts))
     _write(settings, ingested.chunks, vectors, owner, manifest, crash_after)
     write_chunks(ingested.chunks, settings.index_dir / "chunks.jsonl")

@@ -1,0 +1,103 @@
+"""The running service picks up a new index, survives a stray corpus file, and builds when it
+starts without an index — a real server process on loopback, bounded waits, stopped by pid."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from rag import store
+
+NEW_DOC = "2025年,青山县人大常委会召开常委会会议6次,听取审议专项工作报告12个,协调推进加装电梯77部。\n"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+    except OSError:
+        return None, None
+
+
+def _post(url: str, body: dict):
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _wait(predicate, seconds: float = 90.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    return None
+
+
+@pytest.fixture()
+def server(corpus_copy):
+    def start():
+        port = _port()
+        env = {**os.environ, "RAG_CORPUS_DIR": str(corpus_copy.corpus_dir), "RAG_INDEX_DIR": str(corpus_copy.index_dir),
+               "RAG_RELOAD_SECONDS": "0.5"}
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port",
+                                 str(port), "--log-level", "warning"], env=env, cwd=Path(__file__).parent.parent)
+        procs.append(proc)
+        return f"http://127.0.0.1:{port}"
+
+    procs: list[subprocess.Popen] = []
+    yield corpus_copy, start
+    for p in procs:
+        p.terminate()
+        p.wait(10)
+
+
+def _rag(settings, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rag.cli", "--corpus-dir", str(settings.corpus_dir), "--index-dir",
+                           str(settings.index_dir), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_the_server_swaps_in_a_new_index_and_survives_a_stray_file(server, tmp_path):
+    settings, start = server
+    store.build_index(settings)
+    url = start()
+    status, health = _wait(lambda: (lambda r: r if r[0] == 200 else None)(_get(f"{url}/healthz")))
+    chunks = health["chunks"]
+    (settings.corpus_dir / "stray.txt").write_bytes("不是UTF-8".encode("gbk"))  # not in the manifest
+    src = tmp_path / "qingshan.txt"
+    src.write_text(NEW_DOC, encoding="utf-8")
+    added = _rag(settings, "index", "--add", str(src), "--doc-id", "qingshan-2025", "--title", "青山县2025年工作报告",
+                 "--county", "青山县", "--year", "2025", "--doc-type", "work_report")
+    assert added.returncode == 0, added.stderr
+    _, health = _wait(lambda: (lambda r: r if r[1] and r[1].get("chunks", 0) > chunks else None)(_get(f"{url}/healthz")))
+    assert health["status"] == "ok" and not health["stale"]
+    status, doc = _get(f"{url}/documents/qingshan-2025?start=0&end=10")
+    assert status == 200 and doc["passage"]["quote"] == NEW_DOC[:10]
+    answer = _post(f"{url}/ask", {"question": "青山县2025年协调推进加装电梯多少部？"})
+    assert answer["found"] and "77部" in answer["answer"]
+
+
+def test_a_server_started_without_an_index_builds_it_and_then_serves(server):
+    settings, start = server
+    url = start()
+    first = _wait(lambda: (lambda r: r if r[0] is not None else None)(_get(f"{url}/healthz")), 30)
+    assert first[0] in (503, 200)
+    if first[0] == 503:
+        assert first[1]["status"] == "building"
+    status, health = _wait(lambda: (lambda r: r if r[0] == 200 else None)(_get(f"{url}/healthz")), 240)
+    assert status == 200 and health["chunks"] > 300
