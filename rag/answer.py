@@ -16,7 +16,17 @@ from collections import OrderedDict
 import numpy as np
 
 from . import lexical
-from .candidates import ENUMERATION, SENTENCE, Candidate, eligible, featurise, generate, is_lookup, vectorise
+from .candidates import (
+    ENUMERATION,
+    SENTENCE,
+    Candidate,
+    eligible,
+    featurise,
+    generate,
+    is_lookup,
+    narrow,
+    vectorise,
+)
 from .config import Settings
 from .corpus import load_corpus
 from .normalize import NormText, normalize_span, squash
@@ -56,6 +66,7 @@ class Answerer:
         self.ranker = ranker or (Ranker.load(path) if load_ranker else None)
         self._norms: OrderedDict[str, NormText] = OrderedDict()  # passages' normalised text, LRU
         person_names("李杰")  # load jieba's POS tagger now, not at the first who-question
+        len(self.vocab.romanised)  # and the pinyin of the corpus, for English place names
 
     @staticmethod
     def _gazetteer(chunks: list[Chunk]) -> dict[str, str]:
@@ -143,6 +154,7 @@ class Answerer:
     def _decide(self, q: Question, cands: list[Candidate]):
         """(found, answer text, [(candidate, answer span)])."""
         fit = [c for c in cands if c.p > 0]
+        fit = narrow(q, fit) + [c for c in fit if c not in narrow(q, fit)]  # the strongest form first
         best = fit[0] if fit else None
         nearest = [(cands[0], None)] if cands else []
         if q.unknown_places:

@@ -419,6 +419,17 @@ def eligible(q: Question, cand: Candidate) -> bool:
     return True
 
 
+def narrow(q: Question, fit: list[Candidate]) -> list[Candidate]:
+    """Among the candidates that can answer, the ones of the strongest form when the question's
+    form asks for it: for a list, an enumeration under a heading that names what is asked
+    (二、存在问题(一)…) if the passages hold one."""
+    if q.kind == "list":
+        headed = [c for c in fit if c.features.get("list_enum") == 1.0]
+        if headed:
+            return headed
+    return fit
+
+
 def is_lookup(q: Question, cand: Candidate) -> bool:
     """A value the publication labels as what was asked: a masthead field whose label the
     question names (邮编 for 邮政编码), or the byline of the article the question names. These

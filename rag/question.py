@@ -92,6 +92,10 @@ META = set("作者 撰写 撰稿 时间 日期 名称 名字 地址 数量 总�
            "哪条 哪种 哪类 单位 机构 公司".split())
 
 
+# the first character of what follows a name in a place: 市 区 县 镇 乡 村 街(道) 城 公(园) 小(区) 社(区) 路 河 山 湖 园
+PLACE_WORD_START = set("省市区县镇乡村街城公小社路河山湖园")
+
+
 def short_place(name: str) -> str:
     return re.sub(r"(省|市|区|县|旗)$", "", name)
 
@@ -159,6 +163,23 @@ class Vocabulary:
                  broader: dict[str, set[str]] | None = None):
         self.df, self.n_docs, self.places, self.corpus_text = df, n_docs, places, corpus_text
         self.broader = broader or {}  # place → the places that contain it (站前区 → 营口市, 辽宁省)
+        self._romanised: set[str] | None = None
+
+    @property
+    def romanised(self) -> set[str]:
+        """Every run of two or three syllables of the publications in pinyin (luolong, suitang):
+        an English question's place names are checked against it, not against a closed list."""
+        if self._romanised is None:
+            from pypinyin import lazy_pinyin
+
+            grams: set[str] = set()
+            for run in re.findall(r"[\u4e00-\u9fff]+", self.corpus_text):
+                syllables = lazy_pinyin(run)
+                for n in (1, 2, 3):  # names the text writes before a place word: 隋唐|城, 王城|公园
+                    grams.update("".join(syllables[i:i + n]) for i in range(len(syllables) - n)
+                                 if run[i + n] in PLACE_WORD_START)
+            self._romanised = grams
+        return self._romanised
 
     def count(self, term: str) -> int:
         """In how many passages the term occurs (a token of the index, else as a substring)."""
@@ -288,6 +309,7 @@ def content_terms(text: str) -> list[str]:
     for w in tokenizer().cut(nfkc(text).lower()):
         w = w.strip()
         if (len(w) >= 2 or w.isdigit()) and re.search(r"\w", w) and w not in STOPWORDS and w not in ASKING \
+                and not w.startswith("哪") \
                 and not re.fullmatch(r"(?:多少|几)\w?|\w?(?:多少|几)", w):
             out.append(w)
     return list(dict.fromkeys(out))
@@ -303,7 +325,7 @@ def _predicates(text: str) -> tuple[str, ...]:
 
 
 EN_PLACE = re.compile(r"\b(?:in|did|does|has|at) ([A-Z][a-z]+(?:'[a-z]+)?)(?![\w'])(?! [A-Z])")
-EN_PLACE_SUFFIX = re.compile(r"\b([A-Z][a-z]+(?:'[a-z]+)?) (?:District|County|City|Township|Town|Province)\b")
+EN_PLACE_SUFFIX = re.compile(r"\b([A-Z][a-z]+(?:[-'][A-Za-z]+)*) (?:District|County|City|Township|Town|Province)\b")
 
 
 def _places(text: str, expanded: str, vocab: Vocabulary) -> tuple[list[str], list[str]]:
@@ -324,8 +346,9 @@ def _places(text: str, expanded: str, vocab: Vocabulary) -> tuple[list[str], lis
     if is_english(text):
         for w in EN_PLACE.findall(text) + EN_PLACE_SUFFIX.findall(text):
             w = re.sub(r"'s$", "", w)
-            if w.lower() not in GLOSSARY and w not in unknown:
-                unknown.append(w)
+            key = re.sub(r"[-']", "", w.lower())
+            if w.lower() not in GLOSSARY and key not in vocab.romanised and w not in unknown:
+                unknown.append(w)  # a place name no publication writes, in any spelling
     else:
         for word, tag in lac_tags(text):
             if tag == "LOC":

@@ -62,3 +62,10 @@ def test_an_english_question_is_read_through_the_glossary_and_its_places(vocab):
 def test_words_no_publication_contains_are_named(vocab):
     q = analyse("中原区2020年降雨量是多少毫米？", vocab)
     assert "降雨量" in q.absent
+
+
+def test_an_english_place_name_is_checked_against_the_pinyin_of_the_corpus(vocab):
+    """No closed list: a romanised name the publications write before a place word is known
+    (Sui-Tang for 隋唐城), one they never write is not (Kaifeng)."""
+    assert not analyse("Which facilities did the Sui-Tang City Botanical Garden add?", vocab).unknown_places
+    assert analyse("How many elevators were installed in Kaifeng City?", vocab).unknown_places == ("Kaifeng",)
