@@ -193,27 +193,17 @@ class Vocabulary:
 
 
 def kind_of(text: str) -> str:
+    """The first kind whose pattern the question matches; the order settles a question that
+    matches several (几个 in 哪几个 asks for a list, not a number)."""
     if re.search(r"哪几|哪些", text):
         return "list"
     if RATE.search(text) and (QUANTITY.search(text) or re.search(r"多少|几|是|what|how", text, re.I)):
         return "rate"
-    if QUANTITY.search(text):
-        return "number"
-    if WHO.search(text):
-        return "who"
-    if DATE.search(text):
-        return "date"
-    if ORG.search(text):
-        return "org"
-    if WHERE.search(text):
-        return "where"
-    if EXPLAIN.search(text):
-        return "explain"
-    if LIST.search(text):
-        return "list"
-    if WHERE.search(text):
-        return "where"
-    return "fact"
+    return next((kind for pattern, kind in KIND_PATTERNS if pattern.search(text)), "fact")
+
+
+KIND_PATTERNS = ((QUANTITY, "number"), (WHO, "who"), (DATE, "date"), (ORG, "org"), (WHERE, "where"),
+                 (EXPLAIN, "explain"), (LIST, "list"))
 
 
 def asked_unit(text: str) -> str | None:
