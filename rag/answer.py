@@ -66,7 +66,7 @@ class Answerer:
         self.ranker = ranker or (Ranker.load(path) if load_ranker else None)
         self._norms: OrderedDict[str, NormText] = OrderedDict()  # passages' normalised text, LRU
         person_names("李杰")  # load jieba's POS tagger now, not at the first who-question
-        len(self.vocab.romanised)  # and the pinyin of the corpus, for English place names
+        len(self.vocab.romanised), self.vocab.transliterate("luoyang")  # and the corpus pinyin, for English names
 
     @staticmethod
     def _gazetteer(chunks: list[Chunk]) -> dict[str, str]:
@@ -94,10 +94,12 @@ class Answerer:
         return analyse(question, self.vocab)
 
     def retrieve(self, q: Question, top_k: int, filters: dict | None) -> list[Hit]:
-        hits = self.retriever.search(q.text, k=max(top_k, self.settings.answer_depth), filters=filters)
+        # an English question's romanised names join its BM25 terms as the text writes them
+        hits = self.retriever.search(q.text, k=max(top_k, self.settings.answer_depth), filters=filters,
+                                     extra_terms=q.names_zh)
         if q.places and not filters:  # make sure every place named has its own passages
             for p in q.places[:4]:
-                hits = _merge(hits, self.retriever.search(q.text, k=4, filters={"place": p}))
+                hits = _merge(hits, self.retriever.search(q.text, k=4, filters={"place": p}, extra_terms=q.names_zh))
         return hits
 
     def _norm(self, chunk: Chunk) -> NormText:

@@ -151,6 +151,7 @@ class Question:
     absent: tuple[str, ...] = field(default=())  # focus terms no publication contains
     asked: str | None = None  # the word right before 多少/几: 办结 in 已办结多少条
     asked_verb: str | None = None  # the last verb before 多少/几 in its clause
+    names_zh: tuple[str, ...] = ()  # an English question's romanised names as the text writes them
     @property
     def is_quantity(self) -> bool:
         return self.kind in ("number", "rate")
@@ -164,6 +165,7 @@ class Vocabulary:
         self.df, self.n_docs, self.places, self.corpus_text = df, n_docs, places, corpus_text
         self.broader = broader or {}  # place → the places that contain it (站前区 → 营口市, 辽宁省)
         self._romanised: set[str] | None = None
+        self._syllables: tuple[list[str], list[str], dict[str, list[int]]] | None = None
 
     @property
     def romanised(self) -> set[str]:
@@ -180,6 +182,40 @@ class Vocabulary:
                                  if run[i + n] in PLACE_WORD_START)
             self._romanised = grams
         return self._romanised
+
+    def transliterate(self, name: str, max_syllables: int = 4) -> str | None:
+        """The Chinese the publications write for a romanised name (Lei Xueqin → 雷雪芹, Wangcheng
+        → 王城, Binhe Xincun → 滨河新村): the most frequent run of 2–4 characters whose pinyin
+        is the name. No list: any name the text holds can be found this way."""
+        key = re.sub(r"[^a-z]", "", name.lower())
+        if len(key) < 4:
+            return None
+        if self._syllables is None:
+            from pypinyin import lazy_pinyin
+
+            chars, sylls = [], []
+            for run in re.findall(r"[\u4e00-\u9fff]+", self.corpus_text):
+                chars += list(run) + [""]
+                sylls += lazy_pinyin(run) + [""]
+            starts: dict[str, list[int]] = {}
+            for i, syl in enumerate(sylls):
+                if syl:
+                    starts.setdefault(syl, []).append(i)
+            self._syllables = (chars, sylls, starts)
+        chars, sylls, starts = self._syllables
+        found: dict[str, int] = {}
+        for syl, positions in starts.items():
+            if not key.startswith(syl):
+                continue
+            for i in positions:
+                joined, j = "", i
+                while j < len(sylls) and sylls[j] and len(joined) < len(key) and j - i < max_syllables:
+                    joined += sylls[j]
+                    j += 1
+                if joined == key and j - i >= 2:
+                    word = "".join(chars[i:j])
+                    found[word] = found.get(word, 0) + 1
+        return max(found, key=found.get) if found else None
 
     def count(self, term: str) -> int:
         """In how many passages the term occurs (a token of the index, else as a substring)."""
@@ -246,6 +282,8 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
     english = is_english(text)
     zh = to_chinese_terms(text) if english else text
     cjk_inside = " ".join(re.findall(r"[\u4e00-\u9fff]+", text)) if english else ""
+    names_zh = _transliterated(text, vocab) if english else ()
+    cjk_inside = " ".join([cjk_inside, *names_zh]).strip()
     expanded = expand_query(text)
     places, unknown = _places(text, expanded, vocab)
     years = tuple(sorted({int(y) for y in YEAR.findall(expanded)}))
@@ -263,7 +301,7 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
                     tuple(places), tuple(unknown), years, terms, focus, predicates,
                     asked_roles(text) if kind == "who" else (), periods, unmapped,
                     tuple(k for k in focus if vocab.count(k) == 0 and k not in META), _asked_word(text),
-                    _asked_verb(text) if not english else None)
+                    _asked_verb(text) if not english else None, names_zh)
 
 
 # the report's own verb for what a question may call otherwise
@@ -290,6 +328,37 @@ def _asked_verb(text: str) -> str | None:
     verbs = [w for w, t in lac_tags(clause) if t in ("v", "vn") and len(w) >= 2 and not w.startswith(("有", "是", "占"))
              and w not in ASKING]
     return verbs[-1].rstrip("了") if verbs else None
+
+
+NAME_RUN = re.compile(r"\b[A-Z][a-z]+(?:'[a-z]+)?(?:[- ][A-Z][a-z]+(?:'[a-z]+)?)*")
+NOT_NAMES = set("how what which who when where why whom whose in on at of for by the a an and or but with from "
+                "to after before during under according besides".split())
+
+
+def _transliterated(text: str, vocab: Vocabulary) -> tuple[str, ...]:
+    found: list[str] = []
+    covered: set[str] = set()
+    for name in english_names(text):
+        if set(name.split()) <= covered:
+            continue  # a part of a longer name already found
+        zh = vocab.transliterate(name)
+        if zh:
+            found.append(zh)
+            covered |= set(name.split())
+    return tuple(dict.fromkeys(found))
+
+
+def english_names(text: str) -> list[str]:
+    """Runs of capitalised words in an English question that the glossary does not know, and
+    their contiguous parts, longest first (Lei Xueqin; Sui-Tang City Botanical Garden → Sui Tang):
+    candidates for transliteration."""
+    out: list[str] = []
+    for m in NAME_RUN.finditer(text):
+        words = [re.sub(r"'s$", "", w) for w in re.split(r"[ -]", m.group(0)) if w]
+        words = [w for w in words if w.lower() not in GLOSSARY and w.lower() not in NOT_NAMES]
+        for n in range(min(len(words), 3), 0, -1):
+            out += [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return list(dict.fromkeys(out))
 
 
 def content_terms(text: str) -> list[str]:

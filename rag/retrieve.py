@@ -117,7 +117,9 @@ class Retriever:
         return np.array([matches(c, filters) for c in self.index.chunks], dtype=bool)
 
     def search(self, query: str, k: int = 5, filters: dict | None = None,
-               mode: str | None = None) -> list[Hit]:
+               mode: str | None = None, extra_terms: tuple[str, ...] = ()) -> list[Hit]:
+        """The k best passages. ``extra_terms`` join the BM25 query only (e.g. the Chinese form of
+        an English question's names), not the embedded text."""
         mode = mode or self.settings.retriever
         if mode not in ("hybrid", "dense", "lexical"):
             raise QueryError(f"unknown retriever {mode!r}: use hybrid, dense or lexical")
@@ -137,7 +139,7 @@ class Retriever:
             lists.append((ids, scores, weight))
             sources["dense"] = dict(zip(ids, scores))
         if mode in ("hybrid", "lexical"):
-            ids, scores = lexical.search(self.index.bm25, tokens(expanded), depth, allowed)
+            ids, scores = lexical.search(self.index.bm25, tokens(" ".join([expanded, *extra_terms])), depth, allowed)
             lists.append((ids, scores, self.settings.lexical_weight))
             sources["lexical"] = dict(zip(ids, scores))
         if self.settings.fusion == "rrf":

@@ -69,3 +69,10 @@ def test_an_english_place_name_is_checked_against_the_pinyin_of_the_corpus(vocab
     (Sui-Tang for 隋唐城), one they never write is not (Kaifeng)."""
     assert not analyse("Which facilities did the Sui-Tang City Botanical Garden add?", vocab).unknown_places
     assert analyse("How many elevators were installed in Kaifeng City?", vocab).unknown_places == ("Kaifeng",)
+
+
+def test_an_english_questions_romanised_names_are_found_as_the_text_writes_them(vocab):
+    q = analyse("On 16 May, where did Lei Xueqin, deputy director of the Luoyang committee, do research?", vocab)
+    assert "雷雪芹" in q.names_zh
+    q = analyse("Which facilities did Wangcheng Park and the Sui-Tang City Botanical Garden add?", vocab)
+    assert {"王城", "隋唐"} <= set(q.names_zh)
