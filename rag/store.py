@@ -304,7 +304,7 @@ def remove_document(settings: Settings, doc_id: str) -> dict:
     entries = load_manifest(settings.manifest_path)
     if not any(e["doc_id"] == doc_id for e in entries):
         raise IndexError_(f"no document {doc_id!r} in {settings.manifest_path}")
-    index = load_index(settings)
+    index = load_index(settings, check_corpus=False)  # also after a crash mid-add
     entry = next(e for e in entries if e["doc_id"] == doc_id)
     _write_manifest(settings, [e for e in entries if e["doc_id"] != doc_id])
     (settings.corpus_dir / entry["file"]).unlink(missing_ok=True)
@@ -315,32 +315,42 @@ def remove_document(settings: Settings, doc_id: str) -> dict:
 
 def add_document(settings: Settings, path: Path, entry: dict, progress: bool = False) -> dict:
     """Copy a file into the corpus (bytes unchanged), add its manifest entry, chunk and embed
-    only it, and append it to the index."""
+    only it, and append it to the index.
+
+    The slow part (embedding) runs before anything is written; then file, manifest and index
+    follow each other within a second. If a crash still falls in that second, adding the same
+    file again finishes the job instead of refusing ("already in the corpus")."""
     from .chunking import chunk_document
     from .corpus import CorpusError, document_from_entry, load_manifest, read_text
 
     entries = load_manifest(settings.manifest_path)
-    if any(e["doc_id"] == entry["doc_id"] for e in entries):
-        raise IndexError_(f"document {entry['doc_id']!r} is already in the corpus; remove it first")
     text = read_text(path)
     target = settings.corpus_dir / f"{entry['doc_id']}.txt"
-    if target.exists():
-        raise CorpusError(target, "a file of that name is already in the corpus")
+    index = load_index(settings, check_corpus=False)
+    half_added = (any(e["doc_id"] == entry["doc_id"] for e in entries) and target.exists()
+                  and target.read_bytes() == Path(path).read_bytes()
+                  and not any(c.doc_id == entry["doc_id"] for c in index.chunks))
+    if not half_added:
+        if any(e["doc_id"] == entry["doc_id"] for e in entries):
+            raise IndexError_(f"document {entry['doc_id']!r} is already in the corpus; remove it first")
+        if target.exists():
+            raise CorpusError(target, "a file of that name is already in the corpus")
     entry = {**entry, "file": target.name}
     doc = document_from_entry(entry, text, target)
-    index = load_index(settings)
-    shutil.copyfile(path, target)
-    _write_manifest(settings, entries + [entry])
     new = chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
     embedder = make_embedder(settings)
     cache = EmbeddingCache(settings.index_dir / "cache", embedder.name)
     texts, owner = dense_rows(new, settings.dense_window_chars)
     vecs = cache.embed(embedder, texts, progress=progress)
+    if not half_added:
+        shutil.copyfile(path, target)
+        _write_manifest(settings, entries + [entry])
     chunks = index.chunks + new
     vectors = np.vstack([index.vectors, vecs]) if len(texts) else index.vectors
     owner = np.concatenate([index.owner, owner + len(index.chunks)])
     stats = _rewrite(settings, chunks, vectors, owner, index.manifest)
     stats["embedded"] = cache.misses
+    stats["resumed"] = half_added
     return stats
 
 

@@ -152,3 +152,24 @@ def test_add_refuses_bad_metadata_before_touching_the_corpus(corpus_copy, tmp_pa
                  "index", "--add", str(src), *flags])
     assert code == 2 and message in capsys.readouterr().err
     assert sorted(p.name for p in corpus_copy.corpus_dir.iterdir()) == before
+
+
+def test_an_add_cut_short_after_the_manifest_is_finished_by_adding_again(built_copy, tmp_path):
+    """A crash between writing the manifest and swapping in the index leaves the document in
+    the manifest but not in the index: adding the same file again completes it, and remove works."""
+    import shutil
+
+    from rag.corpus import load_manifest
+
+    src = tmp_path / "half.txt"
+    src.write_text(NEW_DOC, encoding="utf-8")
+    entry = {"doc_id": "half-added", "title": "半途", "publisher": "", "place": {"province": None, "city": None,
+             "county": "某某县"}, "year": 2025, "date": None, "doc_type": "work_report", "issue": None}
+    shutil.copyfile(src, built_copy.corpus_dir / "half-added.txt")  # what the killed add had written
+    store._write_manifest(built_copy, load_manifest(built_copy.manifest_path) + [{**entry, "file": "half-added.txt"}])
+    assert store.index_status(built_copy)  # stale now
+    stats = store.add_document(built_copy, src, entry)
+    assert stats["resumed"] and store.index_status(built_copy) is None
+    assert any(c.doc_id == "half-added" for c in store.load_index(built_copy).chunks)
+    store.remove_document(built_copy, "half-added")
+    assert store.index_status(built_copy) is None
