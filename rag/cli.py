@@ -57,7 +57,8 @@ def cmd_index(args) -> int:
         print(f"added {entry['doc_id']}: embedded {stats['embedded']} new chunks; "
               f"index now has {stats['chunks']} chunks of {stats['documents']} documents")
         return 0
-    stats = store.build_index(s, progress=sys.stderr.isatty() or args.progress, skip_bad=args.skip_bad)
+    bar = sys.stderr.isatty() or args.progress
+    stats = store.build_index(s, progress=bar, skip_bad=args.skip_bad, on_progress=None if bar else _progress_line())
     print(f"indexed {stats['chunks']} chunks of {stats['documents']} documents in "
           f"{stats['seconds']:.1f}s ({stats['embedded']} embedded, {stats['cached']} from cache) "
           f"→ {store.current_dir(s)}")
@@ -85,6 +86,20 @@ def _check_add_flags(args) -> None:
             raise ValueError(f"--year {args.year} does not agree with --date {args.date}")
     if args.year is not None and not 1949 <= args.year <= datetime.date.today().year + 1:
         raise ValueError(f"--year {args.year} is out of range (1949..{datetime.date.today().year + 1})")
+
+
+def _progress_line():
+    """A line per block of embedded texts, with rate and time left, for logs (no terminal)."""
+    import time
+
+    t0 = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        rate = done / max(time.monotonic() - t0, 1e-6)
+        print(f"embedded {done}/{total} texts, {rate:.0f}/s, about {(total - done) / max(rate, 1e-6):.0f} s left",
+              file=sys.stderr, flush=True)
+
+    return report
 
 
 def _index_status(s: Settings) -> str | None:

