@@ -24,6 +24,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.answer import Answerer
 from rag.config import Settings
@@ -310,6 +311,15 @@ async def invalid(request: Request, exc: RequestValidationError):
     return JSONResponse({"detail": "; ".join(messages)}, status_code=422)
 
 
+@app.exception_handler(StarletteHTTPException)
+async def http_error(request: Request, exc: StarletteHTTPException):
+    """Every error as {"detail": str}; a body FastAPI cannot parse (not UTF-8) is 422, like any
+    other invalid input, not a bare 400."""
+    if exc.status_code == 400:
+        return JSONResponse({"detail": "request body is not valid JSON in UTF-8"}, status_code=422)
+    return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
 @app.exception_handler(QueryError)
 async def bad_query(request: Request, exc: QueryError):
     return JSONResponse({"detail": str(exc)}, status_code=422)
@@ -317,7 +327,7 @@ async def bad_query(request: Request, exc: QueryError):
 
 @app.post("/ask", response_model=AskResponse, responses={k: ERRORS[k] for k in (413, 422, 503)})
 def ask(req: AskRequest) -> dict:
-    filters = req.filters.model_dump(exclude_none=True) if req.filters else None
+    filters = {k: v for k, v in req.filters.model_dump().items() if v not in (None, "")} if req.filters else None
     answerer = _answerer()
     for key in ("doc_id", "doc_type"):
         if filters and key in filters:
