@@ -45,7 +45,7 @@ FEATURES = (
     "field_match", "is_field", "date_match", "list_enum", "list_seps", "explain_marker", "length",
     "place_sent", "place_chunk", "place_miss", "place_other", "year_match", "year_miss",
     "period_hit", "period_miss", "unknown_place", "year_uncovered", "lang_en",
-    "own_cov", "own_asked", "date_full", "in_question", "asked_elsewhere", "dense_gap_en", "article_match", "missing_max", "narrower",
+    "own_cov", "own_asked", "date_full", "in_question", "asked_elsewhere", "dense_gap_en", "article_match", "missing_max", "narrower", "noun_right_after",
 )
 
 
@@ -96,13 +96,26 @@ class Candidate:
                     bare = re.sub(r"[\W_]", "", text[s:e])
                     if len(bare) - len(re.sub(r"[\W_]", "", text[slice(*self.target)])) < 2:
                         return self.start, self.end  # the figure alone says nothing: the sentence
-                    return s, e
+                    return _enumerated_item(text, s, e, self.target)
         s, e = self.start, self.end
         if q.kind not in ("list", "explain") and e - s > 150:
             e = s + 150
             while e < self.end and not re.match(r"[,;、。]", text[e - 1]):
                 e += 1
         return s, e
+
+
+def _enumerated_item(text: str, s: int, e: int, target: tuple[int, int]) -> tuple[int, int]:
+    """Within a clause that enumerates figures with 、 (推动加装电梯138部、治理飞线3047处、…), the
+    item holding the target, when it says more than the figure; else the whole clause."""
+    if "、" not in text[s:e]:
+        return s, e
+    a = max(s, text.rfind("、", s, target[0]) + 1)
+    b = text.find("、", target[1], e)
+    b = e if b < 0 else b
+    if len(re.sub(r"[\W_\d]", "", text[a:b])) - len(re.sub(r"[\W_\d]", "", text[slice(*target)])) < 3:
+        return s, e
+    return a, b
 
 
 def _fields(raw: str, start: int, end: int, norm: NormText) -> list[tuple[int, int, int, int, str]]:
@@ -331,6 +344,9 @@ def _binding(sentence: str, fig: tuple[int, int], q: Question) -> dict[str, floa
     # the verb may sit before an enumeration of figures: 已推动4处助老食堂、19处助餐点
     verb_zone = sentence[max((m.end() for m in re.finditer(r"[,;。:]", sentence[:fs])), default=0):fs]
     total = sum(q.terms.values()) or 1.0
+    # 4处助老食堂: the noun asked printed right after the figure's classifier
+    right_after = float(any(clause_after.startswith(k) or clause_after[1:].startswith(k)
+                            for k in q.terms if len(k) >= 2 and not k.isdigit()))
     noun = 0.0
     for k, w in q.terms.items():
         near = 0.0
@@ -363,6 +379,7 @@ def _binding(sentence: str, fig: tuple[int, int], q: Question) -> dict[str, floa
         outside = sentence[:ccs] + "|" + sentence[ce:]
         elsewhere = float(asked < 1 and not any(w in here for w in forms) and any(w in outside for w in forms))
     return {"bind_noun": noun, "bind_pred": max(0.0, pred), "own_cov": own_cov, "own_asked": asked,
+            "noun_right_after": right_after,
             "asked_elsewhere": elsewhere}
 
 
@@ -432,13 +449,18 @@ def narrow(q: Question, fit: list[Candidate]) -> list[Candidate]:
 
 def is_lookup(q: Question, cand: Candidate) -> bool:
     """A value the publication labels as what was asked: a masthead field whose label the
-    question names (邮编 for 邮政编码), or the byline of the article the question names. These
-    are read off, not inferred, so they need no ranker confidence."""
+    question names (邮编 for 邮政编码), the byline of the article the question names, or the name
+    after the title asked where the place asked is named. These are read off, not inferred, so
+    they need no ranker confidence."""
     f = cand.features
     if cand.kind == "field" and f.get("field_match"):
         return True
-    return (q.roles == ("作者",) and cand.kind == "figure" and f.get("who_name", 0) >= 1.0
-            and f.get("article_match", 0) >= 0.8)
+    if q.roles == ("作者",):
+        return cand.kind == "figure" and f.get("who_name", 0) >= 1.0 and f.get("article_match", 0) >= 0.8
+    # 汝阳县人大常委会党组书记、主任李杰: the name printed right after the title asked, in a
+    # sentence that names the place asked
+    return (q.kind == "who" and bool(q.roles) and bool(q.places) and cand.kind == "figure"
+            and f.get("who_name", 0) >= 1.0 and f.get("place_sent", 0) >= 1.0)
 
 
 def vectorise(cands: list[Candidate]) -> np.ndarray:
