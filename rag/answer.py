@@ -156,7 +156,8 @@ class Answerer:
     def _decide(self, q: Question, cands: list[Candidate]):
         """(found, answer text, [(candidate, answer span)])."""
         fit = [c for c in cands if c.p > 0]
-        fit = narrow(q, fit) + [c for c in fit if c not in narrow(q, fit)]  # the strongest form first
+        narrowed = narrow(q, fit)
+        fit = narrowed + [c for c in fit if c not in narrowed]  # the strongest form first
         best = fit[0] if fit else None
         nearest = [(cands[0], None)] if cands else []
         if q.unknown_places:

@@ -345,8 +345,11 @@ def _binding(sentence: str, fig: tuple[int, int], q: Question) -> dict[str, floa
     verb_zone = sentence[max((m.end() for m in re.finditer(r"[,;。:]", sentence[:fs])), default=0):fs]
     total = sum(q.terms.values()) or 1.0
     # 4处助老食堂: the noun asked printed right after the figure's classifier
-    right_after = float(any(clause_after.startswith(k) or clause_after[1:].startswith(k)
-                            for k in q.terms if len(k) >= 2 and not k.isdigit()))
+    if q.counted:  # the noun the question counts, within a couple of characters after the figure
+        right_after = float(q.counted in clause_after[:len(q.counted) + 2])
+    else:
+        right_after = float(any(clause_after.startswith(k) or clause_after[1:].startswith(k)
+                                for k in q.terms if len(k) >= 2 and not k.isdigit()))
     noun = 0.0
     for k, w in q.terms.items():
         near = 0.0
@@ -375,8 +378,9 @@ def _binding(sentence: str, fig: tuple[int, int], q: Question) -> dict[str, floa
         # before an enumeration, 召开常委会会议8次、主任会议39次, governs all of it)
         forms = (q.asked_verb, *VERB_SYNONYMS.get(q.asked_verb, ()))
         ccs = max((m.end() for m in re.finditer(r"[,;。:]", sentence[:fs])), default=0)
-        here = sentence[ccs:ce]
-        outside = sentence[:ccs] + "|" + sentence[ce:]
+        cce = next((m.start() + fe for m in re.finditer(r"[,;。]", sentence[fe:])), len(sentence))
+        here = sentence[ccs:cce]  # the comma clause: 、 joins an enumeration, it does not end one
+        outside = sentence[:ccs] + "|" + sentence[cce:]
         elsewhere = float(asked < 1 and not any(w in here for w in forms) and any(w in outside for w in forms))
     return {"bind_noun": noun, "bind_pred": max(0.0, pred), "own_cov": own_cov, "own_asked": asked,
             "noun_right_after": right_after,
@@ -437,13 +441,23 @@ def eligible(q: Question, cand: Candidate) -> bool:
 
 
 def narrow(q: Question, fit: list[Candidate]) -> list[Candidate]:
-    """Among the candidates that can answer, the ones of the strongest form when the question's
-    form asks for it: for a list, an enumeration under a heading that names what is asked
-    (二、存在问题(一)…) if the passages hold one."""
+    """Among the candidates that can answer (best first), the ones of the strongest form when
+    the question's form asks for it: for a list, an enumeration under a heading that names what
+    is asked (二、存在问题(一)…) if the passages hold one; for a count, the figure of the best
+    sentence that the noun asked follows right away."""
     if q.kind == "list":
         headed = [c for c in fit if c.features.get("list_enum") == 1.0]
         if headed:
             return headed
+    if q.is_quantity and fit and not fit[0].features.get("noun_right_after"):
+        # 4处助老食堂、19处助餐点 — 多少处助老食堂: in the best sentence, the figure the noun asked
+        # follows right away is the one counted; it takes the sentence's probability
+        best = fit[0]
+        bound = [c for c in fit if (c.hit.chunk.id, c.start) == (best.hit.chunk.id, best.start)
+                 and c.features.get("noun_right_after")]
+        if len(bound) == 1:
+            bound[0].p = max(bound[0].p, best.p)
+            return [bound[0], *[c for c in fit if c is not bound[0]]]
     return fit
 
 

@@ -152,6 +152,7 @@ class Question:
     asked: str | None = None  # the word right before 多少/几: 办结 in 已办结多少条
     asked_verb: str | None = None  # the last verb before 多少/几 in its clause
     names_zh: tuple[str, ...] = ()  # an English question's romanised names as the text writes them
+    counted: str | None = None  # the noun counted: 助老食堂 in 多少处助老食堂, 食堂 for "how many canteens"
     @property
     def is_quantity(self) -> bool:
         return self.kind in ("number", "rate")
@@ -301,7 +302,7 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
                     tuple(places), tuple(unknown), years, terms, focus, predicates,
                     asked_roles(text) if kind == "who" else (), periods, unmapped,
                     tuple(k for k in focus if vocab.count(k) == 0 and k not in META), _asked_word(text),
-                    _asked_verb(text) if not english else None, names_zh)
+                    _asked_verb(text) if not english else None, names_zh, _counted(text, english))
 
 
 # the report's own verb for what a question may call otherwise
@@ -316,6 +317,27 @@ def _asked_word(text: str) -> str | None:
         return None
     words = [w for w in tokenizer().cut(m.group(1)) if len(w) >= 2 and w not in STOPWORDS and w not in ASKING]
     return words[-1] if words else None
+
+
+def _counted(text: str, english: bool) -> str | None:
+    """The noun a how-many question counts: the word after 多少/几 and its classifier, or the
+    Chinese of the last word of the noun after "how many" (canteens → 食堂)."""
+    if english:
+        m = EN_HOW_MANY.search(text)
+        if not m:
+            return None
+        words = []
+        for w in m.group(1).lower().split():
+            if w in EN_STOP:
+                break
+            words.append(w)
+        zh = to_chinese_terms(words[-1]).split() if words else []
+        return zh[0] if zh else None
+    m = re.search(rf"(?:多少|几)(?:{UNITS})?([\u4e00-\u9fff]{{2,8}})", text)
+    if not m:
+        return None
+    words = [w for w in tokenizer().cut(m.group(1)) if len(w) >= 2 and w not in STOPWORDS]
+    return words[0] if words else None
 
 
 def _asked_verb(text: str) -> str | None:
