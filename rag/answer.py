@@ -66,7 +66,7 @@ class Answerer:
         self.ranker = ranker or (Ranker.load(path) if load_ranker else None)
         self._norms: OrderedDict[str, NormText] = OrderedDict()  # passages' normalised text, LRU
         person_names("李杰")  # load jieba's POS tagger now, not at the first who-question
-        len(self.vocab.romanised), self.vocab.transliterate("luoyang")  # and the corpus pinyin, for English names
+        len(self.vocab.romanised)  # and the corpus's pinyin, for English names
 
     @staticmethod
     def _gazetteer(chunks: list[Chunk]) -> dict[str, str]:

@@ -165,33 +165,14 @@ class Vocabulary:
                  broader: dict[str, set[str]] | None = None):
         self.df, self.n_docs, self.places, self.corpus_text = df, n_docs, places, corpus_text
         self.broader = broader or {}  # place → the places that contain it (站前区 → 营口市, 辽宁省)
+        self._pinyin: tuple[list[str], list[str], dict[str, list[int]]] | None = None
         self._romanised: set[str] | None = None
-        self._syllables: tuple[list[str], list[str], dict[str, list[int]]] | None = None
 
     @property
-    def romanised(self) -> set[str]:
-        """Every run of two or three syllables of the publications in pinyin (luolong, suitang):
-        an English question's place names are checked against it, not against a closed list."""
-        if self._romanised is None:
-            from pypinyin import lazy_pinyin
-
-            grams: set[str] = set()
-            for run in re.findall(r"[\u4e00-\u9fff]+", self.corpus_text):
-                syllables = lazy_pinyin(run)
-                for n in (1, 2, 3):  # names the text writes before a place word: 隋唐|城, 王城|公园
-                    grams.update("".join(syllables[i:i + n]) for i in range(len(syllables) - n)
-                                 if run[i + n] in PLACE_WORD_START)
-            self._romanised = grams
-        return self._romanised
-
-    def transliterate(self, name: str, max_syllables: int = 4) -> str | None:
-        """The Chinese the publications write for a romanised name (Lei Xueqin → 雷雪芹, Wangcheng
-        → 王城, Binhe Xincun → 滨河新村): the most frequent run of 2–4 characters whose pinyin
-        is the name. No list: any name the text holds can be found this way."""
-        key = re.sub(r"[^a-z]", "", name.lower())
-        if len(key) < 4:
-            return None
-        if self._syllables is None:
+    def pinyin(self) -> tuple[list[str], list[str], dict[str, list[int]]]:
+        """The publications' characters and their pinyin syllables, aligned ("" between runs of
+        Chinese), and where each syllable occurs. Computed once, on first use."""
+        if self._pinyin is None:
             from pypinyin import lazy_pinyin
 
             chars, sylls = [], []
@@ -202,8 +183,28 @@ class Vocabulary:
             for i, syl in enumerate(sylls):
                 if syl:
                     starts.setdefault(syl, []).append(i)
-            self._syllables = (chars, sylls, starts)
-        chars, sylls, starts = self._syllables
+            self._pinyin = (chars, sylls, starts)
+        return self._pinyin
+
+    @property
+    def romanised(self) -> set[str]:
+        """Every run of one to three syllables the publications write before a place word (隋唐|城,
+        王城|公园), in pinyin: an English question's place names are checked against it, not
+        against a closed list."""
+        if self._romanised is None:
+            chars, sylls, _ = self.pinyin
+            self._romanised = {"".join(sylls[i:i + n]) for n in (1, 2, 3) for i in range(len(sylls) - n)
+                               if all(sylls[i:i + n]) and chars[i + n] in PLACE_WORD_START}
+        return self._romanised
+
+    def transliterate(self, name: str, max_syllables: int = 4) -> str | None:
+        """The Chinese the publications write for a romanised name (Lei Xueqin → 雷雪芹, Wangcheng
+        → 王城, Binhe Xincun → 滨河新村): the most frequent run of 2–4 characters whose pinyin
+        is the name. No list: any name the text holds can be found this way."""
+        key = re.sub(r"[^a-z]", "", name.lower())
+        if len(key) < 4:
+            return None
+        chars, sylls, starts = self.pinyin
         found: dict[str, int] = {}
         for syl, positions in starts.items():
             if not key.startswith(syl):
