@@ -21,12 +21,6 @@ import numpy as np
 
 from .candidates import FEATURES
 
-# The calibrator reads only the score and the lead: on dev, adding the candidate's scope and
-# coverage features to it changed cross-validated accuracy by less than 0.005 (they already
-# act through the score and the eligibility rules), so the smaller model is kept.
-CALIBRATION_FEATURES: tuple[str, ...] = ()
-_CAL_IDX = [FEATURES.index(n) for n in CALIBRATION_FEATURES]
-
 DEFAULT_PATH = Path(__file__).with_name("data") / "ranker.json"
 
 
@@ -40,7 +34,10 @@ class Ranker:
     coef: list[float]
     mean: list[float]
     scale: list[float]
-    calibration: list[float]  # weights of (score, lead, *CALIBRATION_FEATURES), then the intercept
+    # weights of (score, lead), then the intercept. The calibrator reads only these two: on dev,
+    # adding the candidate's scope and coverage features changed cross-validated accuracy by
+    # less than 0.005 (they already act through the score and the eligibility rules)
+    calibration: list[float]
     threshold: float
     info: dict = field(default_factory=dict)
 
@@ -51,7 +48,7 @@ class Ranker:
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
         """For each candidate, the probability that it is the right answer among these."""
-        return calibrate(self.scores(X), X, self.calibration)
+        return calibrate(self.scores(X), self.calibration)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,15 +86,19 @@ def leads(scores: np.ndarray) -> np.ndarray:
     return scores - np.where(np.arange(len(scores)) == order[0], second, best)
 
 
-def calibration_inputs(scores: np.ndarray, X: np.ndarray) -> np.ndarray:
-    return np.c_[scores, leads(scores), X[:, _CAL_IDX]] if len(scores) else np.zeros((0, 2 + len(_CAL_IDX)))
+def calibration_inputs(scores: np.ndarray) -> np.ndarray:
+    """(score, lead over the best rival) of each candidate."""
+    return np.c_[scores, leads(scores)] if len(scores) else np.zeros((0, 2))
 
 
-def calibrate(scores: np.ndarray, X: np.ndarray, calibration: list[float]) -> np.ndarray:
-    if not len(scores):
-        return np.zeros(0)
-    w = np.asarray(calibration)
-    return 1.0 / (1.0 + np.exp(-(calibration_inputs(scores, X) @ w[:-1] + w[-1])))
+def logistic(inputs: np.ndarray, weights: list[float]) -> np.ndarray:
+    """sigmoid(inputs · weights[:-1] + weights[-1])."""
+    w = np.asarray(weights)
+    return 1.0 / (1.0 + np.exp(-(inputs @ w[:-1] + w[-1])))
+
+
+def calibrate(scores: np.ndarray, calibration: list[float]) -> np.ndarray:
+    return logistic(calibration_inputs(scores), calibration) if len(scores) else np.zeros(0)
 
 
 def standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

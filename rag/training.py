@@ -18,12 +18,12 @@ from .config import Settings
 from .evaluation import load_questions, split_of
 from .normalize import squash
 from .ranker import (
-    CALIBRATION_FEATURES,
     Ranker,
     calibration_inputs,
     choose_threshold,
     fit_calibration,
     fit_scorer,
+    logistic,
 )
 
 C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
@@ -71,16 +71,16 @@ def collect(answerer, questions: list[dict], progress: bool = False):
     return np.vstack(X), np.array(y), np.array(groups), meta
 
 
-def _tops(scores: np.ndarray, X: np.ndarray, y: np.ndarray, groups: np.ndarray, n_q: int):
+def _tops(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, n_q: int):
     """Per question: the calibration inputs of its best candidate and whether it is right
     (a question with no candidates gets a row of a hopeless candidate)."""
-    inputs = np.zeros((n_q, len(CALIBRATION_FEATURES) + 2))
+    inputs = np.zeros((n_q, 2))
     inputs[:, 0] = -10.0
     right = np.zeros(n_q, dtype=bool)
     for qi in range(n_q):
         rows = np.flatnonzero(groups == qi)
         if len(rows):
-            cal = calibration_inputs(scores[rows], X[rows])
+            cal = calibration_inputs(scores[rows])
             i = int(np.argmax(scores[rows]))
             inputs[qi], right[qi] = cal[i], bool(y[rows][i])
     return inputs, right
@@ -105,15 +105,15 @@ def train(settings: Settings, progress: bool = True) -> tuple[Ranker, dict]:
         for tr, te in folds:
             coef, mean, scale = fit_scorer(X[tr], y[tr], groups[tr], C)
             oof[te] = Ranker([], coef, mean, scale, [], 0.0).scores(X[te])
-        _, right = _tops(oof, X, y, groups, n_q)
+        _, right = _tops(oof, y, groups, n_q)
         oof_by_C[C], top1[C] = oof, float((right & answerable).sum() / max(1, answerable.sum()))
     C = max(C_GRID, key=lambda c: (round(top1[c], 3), -abs(np.log10(c))))
-    inputs, right = _tops(oof_by_C[C], X, y, groups, n_q)
+    inputs, right = _tops(oof_by_C[C], y, groups, n_q)
     # the calibrator's own out-of-fold probabilities choose the threshold
     best_p = np.zeros(n_q)
     for tr, te in GroupKFold(n_splits=5).split(inputs, right, np.arange(n_q)):
-        w = np.asarray(fit_calibration(inputs[tr], right[tr]))
-        best_p[te] = 1.0 / (1.0 + np.exp(-(inputs[te] @ w[:-1] + w[-1])))
+        w = fit_calibration(inputs[tr], right[tr])
+        best_p[te] = logistic(inputs[te], w)
     calibration = fit_calibration(inputs, right)
     threshold, stats = choose_threshold(best_p, answerable, right)
     coef, mean, scale = fit_scorer(X, y, groups, C)
