@@ -45,7 +45,8 @@ FEATURES = (
     "field_match", "is_field", "date_match", "list_enum", "list_seps", "explain_marker", "length",
     "place_sent", "place_chunk", "place_miss", "place_other", "year_match", "year_miss",
     "period_hit", "period_miss", "unknown_place", "year_uncovered", "lang_en",
-    "own_cov", "own_asked", "date_full", "in_question", "asked_elsewhere", "dense_gap_en", "article_match", "missing_max", "narrower", "noun_right_after",
+    "own_cov", "own_asked", "date_full", "in_question", "asked_elsewhere", "dense_gap_en", "article_match",
+    "missing_max", "narrower", "noun_right_after",
 )
 
 
@@ -69,6 +70,7 @@ class Candidate:
     end: int
     kind: str = "sentence"  # sentence | figure | field
     target: tuple[int, int] | None = None  # the figure, date, name or field value asked for
+    label: str | None = None  # a masthead field's label (邮编)
     features: dict[str, float] = field(default_factory=dict)
     p: float = 0.0  # the ranker's probability that this candidate answers the question
     near: float = -1e9  # the ranker's score, for one that cannot answer but shows what is nearby
@@ -167,9 +169,7 @@ def generate(q: Question, hits: list[Hit], norms: dict[str, NormText], raw: dict
             else:
                 out.append(Candidate(hit, norm, s, e))
         for ns, ne, vs, ve, label in _fields(raw[c.doc_id], c.start, c.end, norm):
-            cand = Candidate(hit, norm, ns, ne, "field", (vs, ve))
-            cand.features["_label"] = label  # type: ignore[assignment]
-            out.append(cand)
+            out.append(Candidate(hit, norm, ns, ne, "field", (vs, ve), label))
     return out
 
 
@@ -207,7 +207,6 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
         sent = cand.sentence
         context = " ".join([c.article or "", *c.places, f"{c.year}年" if c.year else ""])
         f = cand.features
-        label = f.pop("_label", None)
         spans, sims = dense_by_chunk[c.id]
         over = [float(s) for (a, b), s in zip(spans, sims) if a < cand.end and cand.start < b]
         f["dense"] = max(over) if over else (float(sims.max()) if len(sims) else 0.0)
@@ -264,7 +263,7 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             f["date_full"] = float("日" in tgt)
         if cand.kind == "field":
             f["is_field"] = 1.0
-            f["field_match"] = float(bool(label) and _names_field(q.text, label))
+            f["field_match"] = float(bool(cand.label) and _names_field(q.text, cand.label))
         if q.kind == "list":
             item = ENUMERATION.search(sent)
             heading = sent[:item.start()] if item else ""
@@ -341,8 +340,11 @@ def _binding(sentence: str, fig: tuple[int, int], q: Question) -> dict[str, floa
     cs = max((m.end() for m in re.finditer(r"[,;。:、]", sentence[:fs])), default=0)
     ce = next((m.start() + fe for m in re.finditer(r"[,;。、]", sentence[fe:])), len(sentence))
     clause_before, clause_after = sentence[cs:fs], sentence[fe:ce]
-    # the verb may sit before an enumeration of figures: 已推动4处助老食堂、19处助餐点
-    verb_zone = sentence[max((m.end() for m in re.finditer(r"[,;。:]", sentence[:fs])), default=0):fs]
+    # the comma clause (、 joins an enumeration, it does not end one): a verb may sit before an
+    # enumeration of figures, 已推动4处助老食堂、19处助餐点
+    ccs = max((m.end() for m in re.finditer(r"[,;。:]", sentence[:fs])), default=0)
+    cce = next((m.start() + fe for m in re.finditer(r"[,;。]", sentence[fe:])), len(sentence))
+    verb_zone = sentence[ccs:fs]
     total = sum(q.terms.values()) or 1.0
     # 4处助老食堂: the noun asked printed right after the figure's classifier
     if q.counted:  # the noun the question counts, within a couple of characters after the figure
@@ -368,7 +370,7 @@ def _binding(sentence: str, fig: tuple[int, int], q: Question) -> dict[str, floa
                 pred = max(pred, 1.0 - (len(verb_zone) - b - len(stem)) / 16)
     # the figure's own words: from the previous figure (or the clause start) up to it
     prev = max((m.end() for m in FIGURE.finditer(sentence[:fs])), default=cs)
-    own = sentence[max(prev, cs - 0 if prev < cs else prev):fs] if prev >= cs else clause_before
+    own = sentence[max(prev, cs):fs]
     own_cov = sum(w for k, w in q.terms.items() if k in own) / total
     asked = elsewhere = 0.0
     if q.asked:
@@ -377,9 +379,7 @@ def _binding(sentence: str, fig: tuple[int, int], q: Question) -> dict[str, floa
         # the verb asked binds a figure of another clause: 收集4297条,办结3375条 — 办结多少 (a verb
         # before an enumeration, 召开常委会会议8次、主任会议39次, governs all of it)
         forms = (q.asked_verb, *VERB_SYNONYMS.get(q.asked_verb, ()))
-        ccs = max((m.end() for m in re.finditer(r"[,;。:]", sentence[:fs])), default=0)
-        cce = next((m.start() + fe for m in re.finditer(r"[,;。]", sentence[fe:])), len(sentence))
-        here = sentence[ccs:cce]  # the comma clause: 、 joins an enumeration, it does not end one
+        here = sentence[ccs:cce]
         outside = sentence[:ccs] + "|" + sentence[cce:]
         elsewhere = float(asked < 1 and not any(w in here for w in forms) and any(w in outside for w in forms))
     return {"bind_noun": noun, "bind_pred": max(0.0, pred), "own_cov": own_cov, "own_asked": asked,
@@ -390,12 +390,11 @@ def _binding(sentence: str, fig: tuple[int, int], q: Question) -> dict[str, floa
 def _after_role(sentence: str, at: int, roles: tuple[str, ...], author: str | None) -> float:
     """1 for a name right after an asked title (主任 李杰) or the article's author, 0.5 for a
     name after some other title, 0.2 for any name."""
-    name_end = at
     if author and any(sentence[at:].startswith(a) for a in author.split()):
         return 1.0
     if roles == ("作者",):
         return 0.0  # the byline is asked for: another name in the text is not the author
-    before = sentence[:name_end].rstrip()
+    before = sentence[:at].rstrip()
     for r in roles:
         if before.endswith(r) and (r.startswith("副") or not before[:-len(r)].endswith("副")):
             return 1.0
@@ -478,4 +477,5 @@ def is_lookup(q: Question, cand: Candidate) -> bool:
 
 
 def vectorise(cands: list[Candidate]) -> np.ndarray:
-    return np.array([[c.features.get(n, 0.0) for n in FEATURES] for c in cands], dtype=np.float64).reshape(-1, len(FEATURES))
+    rows = [[c.features.get(n, 0.0) for n in FEATURES] for c in cands]
+    return np.array(rows, dtype=np.float64).reshape(-1, len(FEATURES))

@@ -244,6 +244,18 @@ KIND_PATTERNS = ((QUANTITY, "number"), (WHO, "who"), (DATE, "date"), (ORG, "org"
                  (EXPLAIN, "explain"), (LIST, "list"))
 
 
+def _en_counted_words(text: str) -> list[str]:
+    """The noun phrase after "how many", up to its verb: "how many elderly meal canteens has…"
+    → [elderly, meal, canteens]; its last word is what is counted."""
+    m = EN_HOW_MANY.search(text)
+    words: list[str] = []
+    for w in (m.group(1).lower().split() if m else []):
+        if w in EN_STOP:
+            break
+        words.append(w)
+    return words
+
+
 def asked_unit(text: str) -> str | None:
     if MONEY.search(text):
         return "元"
@@ -252,14 +264,8 @@ def asked_unit(text: str) -> str | None:
         return m.group(1)
     if RATE.search(text):
         return "%"
-    m = EN_HOW_MANY.search(text)
-    if m:
-        words = []
-        for w in m.group(1).lower().split():
-            if w in EN_STOP:
-                break
-            words.append(w)
-        head = " ".join(words[-2:])
+    head = " ".join(_en_counted_words(text)[-2:])
+    if head:
         for pattern, unit in EN_UNITS:
             if re.search(rf"\b(?:{pattern})$", head):
                 return unit
@@ -324,14 +330,7 @@ def _counted(text: str, english: bool) -> str | None:
     """The noun a how-many question counts: the word after 多少/几 and its classifier, or the
     Chinese of the last word of the noun after "how many" (canteens → 食堂)."""
     if english:
-        m = EN_HOW_MANY.search(text)
-        if not m:
-            return None
-        words = []
-        for w in m.group(1).lower().split():
-            if w in EN_STOP:
-                break
-            words.append(w)
+        words = _en_counted_words(text)
         zh = to_chinese_terms(words[-1]).split() if words else []
         return zh[0] if zh else None
     m = re.search(rf"(?:多少|几)(?:{UNITS})?([\u4e00-\u9fff]{{2,8}})", text)
