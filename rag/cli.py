@@ -102,12 +102,6 @@ def _progress_line():
     return report
 
 
-def _index_status(s: Settings) -> str | None:
-    from . import store
-
-    return store.index_status(s)
-
-
 def _ensure_index(s: Settings) -> None:
     from . import store
 
@@ -151,7 +145,9 @@ def cmd_serve(args) -> int:
     import uvicorn
 
     s = _settings(args)
-    if store_status := _index_status(s):  # the server starts anyway and builds in the background
+    from . import store
+
+    if store_status := store.index_status(s):  # the server starts anyway and builds in the background
         print(f"{store_status} — the server builds it in the background; /healthz shows the progress",
               file=sys.stderr, flush=True)
     os.environ.update({f"RAG_{k.upper()}": str(v) for k, v in (("corpus_dir", s.corpus_dir),

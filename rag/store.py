@@ -200,12 +200,9 @@ def clean_stale_builds(index_dir: Path) -> list[Path]:
     """Remove the temp folders of builds whose process is gone (killed mid-build)."""
     removed = []
     for d in index_dir.glob("building-*"):
-        parts = d.name.split("-")
-        pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
-        if pid is not None and _alive(pid) and pid != os.getpid():
-            continue
-        if pid == os.getpid():
-            continue
+        pid = d.name.split("-")[1]
+        if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
+            continue  # this build, or another one still running
         shutil.rmtree(d, ignore_errors=True)
         removed.append(d)
     return removed
