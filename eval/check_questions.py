@@ -8,6 +8,7 @@ question writer can run it without the project installed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -38,6 +39,9 @@ def problems(paths: list[str]) -> list[str]:
             if q["id"] in seen:
                 out.append(f"{where}: duplicate id {q['id']}")
             seen.add(q["id"])
+            rule = "dev" if int(hashlib.sha256(q["id"].encode("utf-8")).hexdigest(), 16) % 10 < 6 else "test"
+            if q.get("split") != rule:
+                out.append(f"{where}: split must be {rule!r} (sha256 of the id mod 10 < 6 is dev), got {q.get('split')!r}")
             if q["kind"] not in KINDS:
                 out.append(f"{where}: kind {q['kind']!r} not in {sorted(KINDS)}")
             if q["lang"] not in ("zh", "en"):

@@ -21,8 +21,9 @@ GAP = 0.05  # dev may beat test by this much on a metric before `rag eval` warns
 
 
 def split_of(qid: str) -> str:
-    """The fixed split: 60% of ids (by hash) are dev, the rest test. The ranker is trained and
-    tuned on dev only; test measures what that tuning is worth on questions it never saw."""
+    """The fixed rule that gives each question its "split" in eval/questions.jsonl: 60% of ids (by
+    hash) are dev, the rest test. The ranker is trained and tuned on dev only; test measures what
+    that tuning is worth on questions it never saw. eval/check_questions.py holds every line to it."""
     return "dev" if int(hashlib.sha256(qid.encode("utf-8")).hexdigest(), 16) % 10 < 6 else "test"
 
 
@@ -41,7 +42,7 @@ def score_question(q: dict, ans, texts: dict[str, str]) -> dict:
     answerable = q["kind"] != "unanswerable"
     row = {"id": q["id"], "kind": q["kind"], "lang": q["lang"], "question": q["question"],
            # "paraphrase": worded away from the source text, as users who never read it ask
-           "style": q.get("style", "source-worded"), "split": split_of(q["id"]),
+           "style": q.get("style", "source-worded"), "split": q["split"],
            "answer": ans.answer, "found": ans.found, "ms": ans.took_ms,
            "citations": [f"{c.doc_id}:{c.start}-{c.end}" for c in ans.citations]}
     row["citation_valid"] = all(texts.get(c.doc_id, "")[c.start:c.end] == c.quote for c in ans.citations)
@@ -158,7 +159,7 @@ def run_eval(settings: Settings, as_json: bool = False, mode: str | None = None,
     if index_status(settings):
         build_index(settings)
     questions = [q for q in load_questions(settings.eval_dir / "questions.jsonl")
-                 if split is None or split_of(q["id"]) == split][:limit]
+                 if split is None or q["split"] == split][:limit]
     answerer = Answerer(settings)
     rows = [score_question(q, answerer.ask(q["question"]), answerer.texts) for q in questions]
     groups = {"overall": aggregate(rows)}

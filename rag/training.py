@@ -15,7 +15,7 @@ import numpy as np
 
 from .candidates import Candidate, eligible, vectorise
 from .config import Settings
-from .evaluation import load_questions, split_of
+from .evaluation import load_questions
 from .normalize import squash
 from .ranker import (
     Ranker,
@@ -93,7 +93,7 @@ def train(settings: Settings, progress: bool = True) -> tuple[Ranker, dict]:
     from .candidates import FEATURES
 
     t0 = time.perf_counter()
-    questions = [q for q in load_questions(settings.eval_dir / "questions.jsonl") if split_of(q["id"]) == "dev"]
+    questions = [q for q in load_questions(settings.eval_dir / "questions.jsonl") if q["split"] == "dev"]
     answerer = Answerer(settings, load_ranker=False)
     X, y, groups, meta = collect(answerer, questions, progress)
     n_q = len(meta)

@@ -10,11 +10,14 @@ from rag.evaluation import load_questions, split_of
 from rag.ranker import DEFAULT_PATH, Ranker, RankerError
 
 
-def test_the_split_is_fixed_and_about_sixty_forty(settings):
-    ids = [q["id"] for q in load_questions(settings.eval_dir / "questions.jsonl")]
-    dev = [i for i in ids if split_of(i) == "dev"]
-    assert 0.5 < len(dev) / len(ids) < 0.7
-    assert split_of("q001") == split_of("q001")
+def test_the_split_is_written_in_the_set_by_the_fixed_rule_about_sixty_forty(settings):
+    questions = load_questions(settings.eval_dir / "questions.jsonl")
+    assert all(q["split"] == split_of(q["id"]) for q in questions)
+    dev = [q for q in questions if q["split"] == "dev"]
+    assert 0.5 < len(dev) / len(questions) < 0.7
+    test = [q for q in questions if q["split"] == "test"]
+    for part in (dev, test):  # both splits hold answerable, near-miss and English questions
+        assert {"near-miss", "paraphrase"} <= {q.get("style") for q in part} and {"zh", "en"} <= {q["lang"] for q in part}
 
 
 def test_a_ranker_for_other_features_is_refused_with_what_to_do(tmp_path):
@@ -48,5 +51,5 @@ def test_the_shipped_ranker_is_what_rag_train_builds_from_dev(built):
     assert trained.features == list(FEATURES)
     assert np.allclose(trained.coef, shipped.coef, atol=0.02), "run `rag train` and commit rag/data/ranker.json"
     assert abs(trained.threshold - shipped.threshold) < 0.02
-    n_dev = sum(split_of(q["id"]) == "dev" for q in load_questions(built.eval_dir / "questions.jsonl"))
+    n_dev = sum(q["split"] == "dev" for q in load_questions(built.eval_dir / "questions.jsonl"))
     assert info["questions"] == n_dev
