@@ -29,6 +29,7 @@ from .candidates import (
 )
 from .config import Settings
 from .corpus import load_corpus
+from .lexicon import senses
 from .normalize import NormText, normalize_span, squash
 from .question import FIGURE, Question, Vocabulary, analyse, short_place
 from .ranker import DEFAULT_PATH, Ranker
@@ -67,6 +68,7 @@ class Answerer:
         self._norms: OrderedDict[str, NormText] = OrderedDict()  # passages' normalised text, LRU
         person_names("李杰")  # load jieba's POS tagger now, not at the first who-question
         len(self.vocab.romanised)  # and the corpus's pinyin, for English names
+        senses()  # and CC-CEDICT, for English words the glossary lacks
 
     @staticmethod
     def _gazetteer(chunks: list[Chunk]) -> dict[str, str]:
@@ -94,12 +96,12 @@ class Answerer:
         return analyse(question, self.vocab)
 
     def retrieve(self, q: Question, top_k: int, filters: dict | None) -> list[Hit]:
-        # an English question's romanised names join its BM25 terms as the text writes them
+        # an English question's romanised names and dictionary words join its BM25 terms
         hits = self.retriever.search(q.text, k=max(top_k, self.settings.answer_depth), filters=filters,
-                                     extra_terms=q.names_zh)
+                                     extra_terms=q.lexical_terms)
         if q.places and not filters:  # make sure every place named has its own passages
             for p in q.places[:4]:
-                hits = _merge(hits, self.retriever.search(q.text, k=4, filters={"place": p}, extra_terms=q.names_zh))
+                hits = _merge(hits, self.retriever.search(q.text, k=4, filters={"place": p}, extra_terms=q.lexical_terms))
         return hits
 
     def _norm(self, chunk: Chunk) -> NormText:

