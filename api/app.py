@@ -29,10 +29,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rag.answer import Answerer
 from rag.config import Settings
 from rag.corpus import load_manifest
+from rag.embedders import limit_threads
 from rag.ranker import file_digest
 from rag.retrieve import FILTER_KEYS, QueryError, Retriever
 from rag.schema import Citation
-from rag.store import build_index, current_dir, index_status, load_index
+from rag.store import WriterBusy, build_index, current_dir, index_status, load_index
 
 log = logging.getLogger("renda.access")
 REQUESTS = Counter("renda_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -153,23 +154,28 @@ def _load(settings: Settings) -> None:
             return
         stale = index_status(settings)
         state.answerer, state.error, state.generation = answerer, None, generation
+        if state.building and state.building.get("elsewhere"):
+            state.building = None
         state.warnings = [stale] if stale else []
         log.info(json.dumps({"event": "index loaded", "built_at": generation, "chunks": len(index.chunks)}))
 
 
 def _build_then_load(settings: Settings) -> None:
-    state.building = {"started": time.time(), "done": 0, "total": None}
+    state.building = state.building or {"started": time.time(), "done": 0, "total": None}
 
     def progress(done: int, total: int) -> None:
         state.building.update(done=done, total=total)
 
     try:
         build_index(settings, skip_bad=True, on_progress=progress)
+    except WriterBusy:  # another worker of this server (or a `rag index`) builds it: _watch loads it
+        state.building.update(elsewhere=True)
+        log.info(json.dumps({"event": "index built by another process; waiting for it"}))
+        return
     except Exception as e:
         state.error = f"index build failed: {e}"
         log.error(json.dumps({"event": "build failed", "detail": str(e)}, ensure_ascii=False))
-    finally:
-        state.building = None
+    state.building = None
     _load(settings)
 
 
@@ -177,7 +183,8 @@ async def _watch(settings: Settings) -> None:
     """Swap in a new index generation between requests, whoever wrote it."""
     while True:
         await asyncio.sleep(settings.reload_seconds)
-        if state.building is None and _generation(settings) not in (None, state.generation):
+        idle = state.building is None or state.building.get("elsewhere")
+        if idle and _generation(settings) not in (None, state.generation):
             await asyncio.to_thread(_load, settings)
 
 
@@ -190,7 +197,10 @@ async def lifespan(app):
         log.setLevel(logging.INFO)
         log.propagate = False
     state.settings = settings = Settings.from_env()
+    if settings.threads > 0:  # `rag serve` sets it: workers × threads = cores
+        limit_threads(settings.threads)
     if _generation(settings) is None:  # no index yet: start anyway, build in the background
+        state.building = {"started": time.time(), "done": 0, "total": None}  # before the first request
         threading.Thread(target=_build_then_load, args=(settings,), daemon=True).start()
     else:
         await asyncio.to_thread(_load, settings)
@@ -213,6 +223,8 @@ def _answerer() -> Answerer:
         b = state.building
         if b is not None:
             done = f"{b['done']}/{b['total']} texts embedded" if b["total"] else "reading the corpus"
+            if b.get("elsewhere"):
+                done = "by another process; this one loads it when it is done"
             raise HTTPException(503, detail=f"building the index ({done}, {time.time() - b['started']:.0f} s so far)")
         raise HTTPException(503, detail=f"index not loaded: {state.error or 'starting up'}")
     return state.answerer

@@ -144,15 +144,24 @@ def cmd_ask(args) -> int:
 def cmd_serve(args) -> int:
     import uvicorn
 
-    s = _settings(args)
+    s = _settings(args).replace(**{k: v for k, v in (("workers", args.workers), ("threads", args.threads)) if v})
+    workers, threads = s.serving_split()
+    # before anything loads the embedder's engine: its OpenMP pool is sized once, from this
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     from . import store
 
     if store_status := store.index_status(s):  # the server starts anyway and builds in the background
         print(f"{store_status} — the server builds it in the background; /healthz shows the progress",
               file=sys.stderr, flush=True)
     os.environ.update({f"RAG_{k.upper()}": str(v) for k, v in (("corpus_dir", s.corpus_dir),
-                                                                ("index_dir", s.index_dir))})
-    uvicorn.run("api.app:app", host=args.host, port=args.port, log_level="info")
+                                                                ("index_dir", s.index_dir),
+                                                                ("workers", workers), ("threads", threads))})
+    print(f"serving on http://{args.host}:{args.port} with {workers} worker process(es) × {threads} thread(s)",
+          file=sys.stderr, flush=True)
+    from api.transport import NoDelayH11Protocol
+
+    uvicorn.run("api.app:app", host=args.host, port=args.port, log_level="info", workers=workers,
+                http=NoDelayH11Protocol)
     return 0
 
 
@@ -187,7 +196,18 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
 
     s = _settings(args)
-    return run_bench(s, http=args.http, duration=args.duration, clients=args.clients)
+    if args.splits:
+        from .bench import serving_splits
+
+        try:
+            splits = [tuple(int(n) for n in part.lower().split("x")) for part in args.splits.split(",")]
+            assert all(len(t) == 2 and min(t) >= 1 for t in splits)
+        except (ValueError, AssertionError):
+            print(f"--splits wants WORKERSxTHREADS pairs such as 1x2,2x1; got {args.splits!r}", file=sys.stderr)
+            return 2
+        return serving_splits(s, splits, args.duration, args.clients)
+    url = args.url or ("http://127.0.0.1:8000" if args.http else None)
+    return run_bench(s, url=url, duration=args.duration, clients=args.clients)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("serve", help="build the index if needed, then serve the API and web page")
     q.add_argument("--host", default="127.0.0.1")
     q.add_argument("--port", type=int, default=8000)
+    q.add_argument("--workers", type=int, help="worker processes, each with the index loaded memory-mapped "
+                   "(default RAG_WORKERS, else one per core)")
+    q.add_argument("--threads", type=int, help="compute threads per worker (default: cores // workers)")
     q.set_defaults(fn=cmd_serve)
 
     q = sub.add_parser("eval", help="run the reference questions; exit 1 below thresholds")
@@ -251,7 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(fn=cmd_train)
 
     q = sub.add_parser("bench", help="build/query speed, index size, memory; --http for a load check")
-    q.add_argument("--http", action="store_true", help="load-test a server on loopback")
+    q.add_argument("--http", action="store_true", help="load-test the server at http://127.0.0.1:8000 "
+                   "(one client, then --clients at once)")
+    q.add_argument("--url", help="load-test the server at this loopback URL instead")
+    q.add_argument("--splits", metavar="WxT,…", help="start `rag serve` once per split of worker processes × "
+                   "threads (e.g. 1x2,2x1), load each with 1 and --clients clients, print a table")
     q.add_argument("--duration", type=float, default=30.0)
     q.add_argument("--clients", type=int, default=8)
     q.set_defaults(fn=cmd_bench)

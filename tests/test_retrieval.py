@@ -120,3 +120,46 @@ def test_glossary_coverage_names_the_words_it_does_not_know():
     share, unknown = glossary_coverage("How many high-speed rail stations does Luoyang have?")
     assert unknown == ["high-speed", "rail"] and share == 0.5
     assert glossary_coverage("How many elevators did Luoyang install?") == (1.0, [])
+
+
+@pytest.fixture(scope="module")
+def retriever(built):
+    return Retriever(built)
+
+
+def test_a_filter_mask_from_the_inverted_map_allows_exactly_the_chunks_that_match(retriever):
+    from rag.retrieve import matches
+
+    chunks = retriever.index.chunks
+    c = chunks[len(chunks) // 2]
+    cases = [{"place": p} for p in sorted({p for ch in chunks for p in ch.places})[:12]]
+    cases += [{"place": "洛阳"}, {"place": "青石县"}, {"doc_id": c.doc_id}, {"doc_type": c.doc_type},
+              {"year": c.year}, {"year": 1999}, {"doc_id": c.doc_id, "place": c.places[0] if c.places else "洛阳"}]
+    for f in cases:
+        assert retriever._allowed(f).tolist() == [matches(ch, f) for ch in chunks], f
+
+
+def test_a_filtered_dense_search_is_the_exact_top_k_among_the_allowed_chunks(retriever):
+    index = retriever.index
+    q = retriever.embedder.embed_queries(["代表联络站建了多少个"])[0]
+    allowed = retriever._allowed({"place": "营口"})
+    assert 0 < allowed.sum() < len(allowed)
+    ids, scores = dense.search(index.faiss_index, q, 8, allowed, index.owner)
+    rows = index.vectors @ q
+    best = {}
+    for row in np.argsort(-rows):
+        chunk = int(index.owner[row])
+        if allowed[chunk] and chunk not in best:
+            best[chunk] = rows[row]
+    assert ids == list(best)[:8]
+    assert scores == pytest.approx([best[i] for i in ids], abs=1e-4)
+
+
+def test_a_second_writer_of_the_index_is_refused_while_the_first_holds_it(built):
+    import fcntl
+
+    with open(built.index_dir / ".write.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(store.WriterBusy, match="another process is writing the index"):
+            store.build_index(built)
+        fcntl.flock(fh, fcntl.LOCK_UN)
