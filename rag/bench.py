@@ -3,6 +3,7 @@ with --http, a bounded load against a server on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -180,9 +181,11 @@ class QuestionStream:
             return q
 
 
-def http_load(questions: QuestionStream, duration: float, clients: int, url: str = "http://127.0.0.1:8000") -> dict:
-    """``clients`` threads, each on one keep-alive connection, posting new questions to /ask
-    for ``duration`` seconds (loopback only). Returns req/s, errors and latency percentiles."""
+def http_load(questions: QuestionStream, duration: float, clients: int, url: str = "http://127.0.0.1:8000",
+              route: str = "ask") -> dict:
+    """``clients`` threads, each on one keep-alive connection, sending new questions to /ask
+    (POST) or /search (GET) for ``duration`` seconds (loopback only). Returns req/s, errors and
+    latency percentiles."""
     parts = urllib.parse.urlsplit(url)
     if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("the load check only targets a server on loopback")
@@ -194,10 +197,13 @@ def http_load(questions: QuestionStream, duration: float, clients: int, url: str
     def worker(offset: int) -> None:
         conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
         while time.monotonic() < stop:
-            body = json.dumps({"question": questions.next()})
+            q = questions.next()
             t0 = time.perf_counter()
             try:
-                conn.request("POST", "/ask", body, {"Content-Type": "application/json"})
+                if route == "ask":
+                    conn.request("POST", "/ask", json.dumps({"question": q}), {"Content-Type": "application/json"})
+                else:
+                    conn.request("GET", "/search?" + urllib.parse.urlencode({"q": q[:1000], "k": 5}))
                 resp = conn.getresponse()
                 resp.read()
                 ok = resp.status == 200
@@ -219,7 +225,7 @@ def http_load(questions: QuestionStream, duration: float, clients: int, url: str
     elapsed = time.perf_counter() - t0
     out = {"clients": clients, "requests": len(lat), "rps": len(lat) / elapsed, "errors": errors[0],
            "p50": _pct(lat, .5), "p95": _pct(lat, .95), "p99": _pct(lat, .99)}
-    print(f"{clients} client(s) × {elapsed:.0f} s   {out['rps']:6.1f} req/s   errors {out['errors']}   "
+    print(f"/{route} {clients} client(s) × {elapsed:.0f} s   {out['rps']:6.1f} req/s   errors {out['errors']}   "
           f"p50 {out['p50']:.0f} ms   p95 {out['p95']:.0f} ms   p99 {out['p99']:.0f} ms", flush=True)
     return out
 
@@ -254,22 +260,9 @@ def serving_splits(settings: Settings, splits: list[tuple[int, int]], duration: 
     questions = [q["question"] for q in load_questions(settings.eval_dir / "questions.jsonl")]
     rows = []
     for workers, threads in splits:
-        port = _free_port()
-        print(f"--- {workers} worker(s) × {threads} thread(s), port {port}", flush=True)
-        proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port),
-                                 "--workers", str(workers), "--threads", str(threads)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_ready(url, workers, timeout=180)
+        print(f"--- {workers} worker(s) × {threads} thread(s)", flush=True)
+        with served(["--workers", str(workers), "--threads", str(threads)], workers=workers) as (url, _):
             rows.append((workers, threads, scaling(questions, duration, clients, url)))
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
     print(f"\n{'split (workers × threads)':<26} {'questions':<9} {'1 client req/s':>14} {f'{clients} clients req/s':>17} "
           f"{'ratio':>6} {f'{clients}-client p50 / p95 ms':>24} {'errors':>7}")
     for workers, threads, r in rows:
@@ -278,6 +271,26 @@ def serving_splits(settings: Settings, splits: list[tuple[int, int]], duration: 
                   f"{m['ratio']:6.2f} {m['many']['p50']:15.0f} / {m['many']['p95']:<6.0f} "
                   f"{m['one']['errors'] + m['many']['errors']:7d}")
     return 0
+
+
+@contextlib.contextmanager
+def served(args: list[str], env: dict | None = None, workers: int = 1, timeout: float = 180):
+    """`rag serve ARGS` on a free loopback port, until every worker answers /healthz; yields
+    (url, process) and stops the server by its process group, whatever happens."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, workers, timeout)
+        yield url, proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def _wait_ready(url: str, workers: int, timeout: float) -> None:

@@ -247,7 +247,7 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
                     else:
                         f["unit_mismatch"] = 1.0
                 digits = re.match(r"[\d.]+", tgt)
-                f["in_question"] = float(bool(digits) and digits.group(0) in re.sub(r"\s", "", q.text))
+                f["in_question"] = float(bool(digits) and digits.group(0).rstrip(".") in q.stated)
                 first = FIGURE.search(sent)
                 f["fig_first"] = float(first is not None and first.start() == rel[0])
         if titles:  # 《…》 in the question: is this passage the article it names?

@@ -196,6 +196,18 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
 
     s = _settings(args)
+    if args.scale:
+        from .scale import parse_sizes, run_scale
+
+        try:
+            sizes = parse_sizes(args.scale)
+        except ValueError as e:
+            print(e, file=sys.stderr)
+            return 2
+        _ensure_index(s)  # the stand-in embedder draws near this index's real vectors
+        run_scale(s, sizes, args.real_max, args.duration, args.clients,
+                  chart=Path(args.chart) if args.chart else None)
+        return 0
     if args.splits:
         from .bench import serving_splits
 
@@ -277,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--http", action="store_true", help="load-test the server at http://127.0.0.1:8000 "
                    "(one client, then --clients at once)")
     q.add_argument("--url", help="load-test the server at this loopback URL instead")
+    q.add_argument("--scale", metavar="SIZES", help="synthetic corpora of these many chunks (e.g. 10k,100k,1M): "
+                   "build time, disk, serving RSS, /search and /ask latency at 1 and --clients clients")
+    q.add_argument("--real-max", type=int, default=10_000, help="with --scale: sizes above this many chunks "
+                   "get stand-in passage vectors (real ones take ~50 ms each here); default 10000")
+    q.add_argument("--chart", metavar="PNG", help="with --scale: write latency and memory against size here")
     q.add_argument("--splits", metavar="WxT,…", help="start `rag serve` once per split of worker processes × "
                    "threads (e.g. 1x2,2x1), load each with 1 and --clients clients, print a table")
     q.add_argument("--duration", type=float, default=30.0)

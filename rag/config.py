@@ -30,9 +30,13 @@ class Settings:
     st_query_prefix: str = ""
     st_passage_prefix: str = ""
     embed_batch: int = 16
+    # `rag bench --scale` only: the real vectors.npy the "standin" embedder draws passage vectors near
+    standin_base: str = ""
 
-    # dense index: "flat" (exact) or "hnsw" (approximate)
-    dense_index: str = "flat"
+    # dense index: "flat" (exact), "hnsw" (approximate), or "auto": flat up to dense_auto_rows
+    # vectors, HNSW above (the crossing measured by `rag bench --scale`; recorded in the manifest)
+    dense_index: str = "auto"
+    dense_auto_rows: int = 200_000
     hnsw_m: int = 32
     hnsw_ef_search: int = 64
     # the dense index holds one vector per run of whole sentences of at least this many

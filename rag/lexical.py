@@ -52,3 +52,16 @@ def document_frequencies(index: bm25s.BM25) -> dict[str, int]:
     indptr = np.asarray(index.scores["indptr"])
     counts = np.diff(np.append(indptr, len(index.scores["data"])))
     return {tok: int(counts[i]) for tok, i in index.vocab_dict.items() if i < len(counts)}
+
+
+def postings(index: bm25s.BM25):
+    """token → the positions of the passages holding it, read off the index's sparse matrix."""
+    indptr = np.asarray(index.scores["indptr"])
+    indices = np.asarray(index.scores["indices"])
+    empty = np.zeros(0, dtype=indices.dtype)
+
+    def lookup(token: str) -> np.ndarray:
+        i = index.vocab_dict.get(token)
+        return empty if i is None or i + 1 >= len(indptr) else indices[indptr[i]:indptr[i + 1]]
+
+    return lookup

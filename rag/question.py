@@ -13,10 +13,12 @@ import re
 import threading
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .glossary import GLOSSARY, expand_query, glossary_coverage, is_english, to_chinese_terms
 from .lexicon import Lexicon
 from .normalize import nfkc
-from .tokenize import STOPWORDS, tokenizer
+from .tokenize import STOPWORDS, tokenizer, tokens
 
 UNITS = "人次|件次|万元|亿元|公里|平方米|%|[部个次人件项条家名位所处株棵场篇本份栋户岁元张台辆座期届批类轮天年万]"
 FIGURE = re.compile(
@@ -155,6 +157,7 @@ class Question:
     names_zh: tuple[str, ...] = ()  # an English question's romanised names as the text writes them
     counted: str | None = None  # the noun counted: 助老食堂 in 多少处助老食堂, 食堂 for "how many canteens"
     bridged: tuple[str, ...] = ()  # Chinese words CC-CEDICT gives for an English question's other words
+    stated: frozenset[str] = frozenset()  # the figures the question itself gives, as digits
 
     @property
     def lexical_terms(self) -> tuple[str, ...]:
@@ -166,32 +169,80 @@ class Question:
 
 
 class Vocabulary:
-    """What question analysis needs of the index: document frequencies and place names."""
+    """What question analysis needs of the index: document frequencies and place names.
 
-    def __init__(self, df: dict[str, int], n_docs: int, places: dict[str, str], corpus_text: str,
-                 broader: dict[str, set[str]] | None = None):
-        self.df, self.n_docs, self.places, self.corpus_text = df, n_docs, places, corpus_text
+    Nothing here scans the whole corpus per question: a term that is not a token of the index is
+    looked up through the postings of its tokens, then checked in those passages only; the
+    pinyin table is built once over the distinct runs of Chinese, not over every character."""
+
+    # a term in more candidate passages than this is checked in this many and the rest estimated
+    CHECK_LIMIT = 2000
+    # a term that crosses the index's token boundaries (建了, 中有) has no postings of its own; in a
+    # corpus of up to this many passages they are all read for it (about 1 ms here), above it not
+    FULL_SCAN_PASSAGES = 20_000
+
+    def __init__(self, df: dict[str, int], n_docs: int, places: dict[str, str], chunk_texts: list[str],
+                 postings=None, broader: dict[str, set[str]] | None = None):
+        self.df, self.n_docs, self.places, self.chunk_texts = df, n_docs, places, chunk_texts
+        self.postings = postings or (lambda token: np.arange(len(chunk_texts)))  # token → passages holding it
         self.broader = broader or {}  # place → the places that contain it (站前区 → 营口市, 辽宁省)
-        self._pinyin: tuple[list[str], list[str], dict[str, list[int]]] | None = None
+        self._pinyin: tuple[list[str], list[str], dict[str, list[int]], list[int]] | None = None
         self._romanised: set[str] | None = None
+        self._held: dict[str, int] = {}
         self.lexicon = Lexicon(self.count)
 
+    def holding(self, term: str, first_only: bool = False) -> int:
+        """In how many passages the term occurs as written: the passages that hold all of its
+        tokens (from the index's postings), checked for the term itself. Past CHECK_LIMIT
+        candidates the count is estimated from the share of those checked."""
+        if term in self._held:
+            return self._held[term]
+        toks = list(dict.fromkeys(tokens(term, keep_stopwords=True)))
+        cand = None
+        for t in sorted(toks, key=lambda t: len(self.postings(t))):
+            p = self.postings(t)
+            cand = p if cand is None else np.intersect1d(cand, p, assume_unique=True)
+            if not len(cand):
+                break
+        if cand is None or (not len(cand) and self.n_docs <= self.FULL_SCAN_PASSAGES):
+            cand = np.arange(self.n_docs)
+        checked = cand[: self.CHECK_LIMIT]
+        hits = 0
+        for i in checked:
+            if term in self.chunk_texts[i]:
+                hits += 1
+                if first_only:
+                    return 1
+        n = round(hits * len(cand) / len(checked)) if len(checked) else 0
+        self._held[term] = n
+        return n
+
+    def mentions(self, term: str) -> bool:
+        """Whether any publication writes the term."""
+        return self.holding(term, first_only=True) > 0
+
     @property
-    def pinyin(self) -> tuple[list[str], list[str], dict[str, list[int]]]:
-        """The publications' characters and their pinyin syllables, aligned ("" between runs of
-        Chinese), and where each syllable occurs. Computed once, on first use."""
+    def pinyin(self) -> tuple[list[str], list[str], dict[str, list[int]], list[int]]:
+        """The distinct runs of Chinese of the publications, character by character with their
+        pinyin syllables, aligned ("" between runs), where each syllable occurs, and how often
+        the run at each position occurs. Computed once, on first use."""
         if self._pinyin is None:
             from pypinyin import lazy_pinyin
 
-            chars, sylls = [], []
-            for run in re.findall(r"[\u4e00-\u9fff]+", self.corpus_text):
+            runs: dict[str, int] = {}
+            for text in self.chunk_texts:
+                for run in re.findall(r"[\u4e00-\u9fff]+", text):
+                    runs[run] = runs.get(run, 0) + 1
+            chars, sylls, weight = [], [], []
+            for run, n in runs.items():
                 chars += list(run) + [""]
                 sylls += lazy_pinyin(run) + [""]
+                weight += [n] * (len(run) + 1)
             starts: dict[str, list[int]] = {}
             for i, syl in enumerate(sylls):
                 if syl:
                     starts.setdefault(syl, []).append(i)
-            self._pinyin = (chars, sylls, starts)
+            self._pinyin = (chars, sylls, starts, weight)
         return self._pinyin
 
     @property
@@ -200,7 +251,7 @@ class Vocabulary:
         王城|公园), in pinyin: an English question's place names are checked against it, not
         against a closed list."""
         if self._romanised is None:
-            chars, sylls, _ = self.pinyin
+            chars, sylls, _, _ = self.pinyin
             self._romanised = {"".join(sylls[i:i + n]) for n in (1, 2, 3) for i in range(len(sylls) - n)
                                if all(sylls[i:i + n]) and chars[i + n] in PLACE_WORD_START}
         return self._romanised
@@ -212,7 +263,7 @@ class Vocabulary:
         key = re.sub(r"[^a-z]", "", name.lower())
         if len(key) < 4:
             return None
-        chars, sylls, starts = self.pinyin
+        chars, sylls, starts, weight = self.pinyin
         found: dict[str, int] = {}
         for syl, positions in starts.items():
             if not key.startswith(syl):
@@ -224,14 +275,14 @@ class Vocabulary:
                     j += 1
                 if joined == key and j - i >= 2:
                     word = "".join(chars[i:j])
-                    found[word] = found.get(word, 0) + 1
+                    found[word] = found.get(word, 0) + weight[i]
         return max(found, key=found.get) if found else None
 
     def count(self, term: str) -> int:
         """In how many passages the term occurs (a token of the index, else as a substring)."""
         df = self.df.get(term)
-        if df is None:  # not a token of the index: count it as a substring (rare, cached)
-            df = self.df[term] = self.corpus_text.count(term) if len(term) > 1 else self.n_docs
+        if df is None:  # not a token of the index: the passages that hold it as written (cached)
+            df = self.df[term] = self.holding(term) if len(term) > 1 else self.n_docs
         return df
 
     def idf(self, term: str) -> float:
@@ -322,7 +373,8 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
                     tuple(places), tuple(unknown), years, terms, focus, predicates,
                     asked_roles(text) if kind == "who" else (), periods, tuple(unmapped),
                     tuple(k for k in focus if vocab.count(k) == 0 and k not in META), _asked_word(text),
-                    _asked_verb(text) if not english else None, names_zh, _counted(text, english), tuple(bridged))
+                    _asked_verb(text) if not english else None, names_zh, _counted(text, english), tuple(bridged),
+                    stated_figures(text))
 
 
 # the report's own verb for what a question may call otherwise
@@ -396,6 +448,35 @@ def english_names(text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+EN_NUMBERS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+ZH_DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"两": 2}
+
+
+def _zh_number(word: str) -> int | None:
+    """一 … 九十九 (十五, 二十三, 两) as a number; None for anything else."""
+    if word in ZH_DIGITS:
+        return ZH_DIGITS[word]
+    m = re.fullmatch(r"([一二三四五六七八九])?十([一二三四五六七八九])?", word)
+    if m:
+        return ZH_DIGITS.get(m.group(1), 1) * 10 + ZH_DIGITS.get(m.group(2), 0)
+    return None
+
+
+def stated_figures(text: str) -> frozenset[str]:
+    """The figures a question gives itself, as digits, however written: 4,056 → 4056, nine → 9,
+    九个 → 9. A figure the question states is what it knows, not what it asks."""
+    plain = re.sub(r"(?<=\d)[,，](?=\d{3}\b)", "", text)
+    out = set(re.findall(r"\d+(?:\.\d+)?", plain))
+    out |= {EN_NUMBERS[w] for w in re.findall(r"[a-z]+", text.lower()) if w in EN_NUMBERS}
+    for m in re.finditer(r"([一二三四五六七八九十两]{1,3})(?=[个名位人件项条家所处次部场篇类])", text):
+        n = _zh_number(m.group(1))
+        if n is not None:
+            out.add(str(n))
+    return frozenset(out)
+
+
 def content_terms(text: str) -> list[str]:
     """The question's words as jieba cuts them (precise mode: 老旧小区, 加装电梯 — not the
     overlapping sub-words of search mode), less function words, asking words and classifiers."""
@@ -457,10 +538,10 @@ def _places(text: str, expanded: str, vocab: Vocabulary) -> tuple[list[str], lis
         if any(short_place(name) == short_place(k) for k in known):
             continue
         if not PLACE_SUFFIX.search(name):
-            if name not in vocab.corpus_text:
+            if not vocab.mentions(name):
                 unknown.append(name)  # a place name without 市/县… the publications never write, e.g. 上海
             continue  # a LOC like 学校食堂 that the text does mention is not a place to scope by
-        if name in vocab.corpus_text or (len(short_place(name)) >= 2 and short_place(name) in vocab.corpus_text):
+        if vocab.mentions(name) or (len(short_place(name)) >= 2 and vocab.mentions(short_place(name))):
             known.append(name)  # a place the publications write about, e.g. 汝阳县
         else:
             unknown.append(name)

@@ -107,6 +107,8 @@ class EmbeddingCache:
         self.hits = self.misses = 0
 
     def embed(self, embedder: Embedder, texts: list[str], progress: bool = False, on_progress=None) -> np.ndarray:
+        if getattr(embedder, "cacheless", False):
+            return embedder.embed_passages(texts, progress=progress)
         keys = [_text_key(t) for t in texts]
         todo = sorted({k: t for k, t in zip(keys, texts) if k not in self.vectors}.items())
         self.misses, self.hits = len(todo), len(keys) - sum(k not in self.vectors for k in keys)
@@ -148,14 +150,24 @@ def current_dir(settings: Settings) -> Path:
     return settings.index_dir / "current"
 
 
+def dense_config(settings: Settings, rows: int) -> dict:
+    """The dense index a build of ``rows`` vectors gets: the configured kind, or with "auto"
+    exact (flat) up to ``dense_auto_rows`` and HNSW above, where a flat scan's cost per query
+    grows with the corpus (`rag bench --scale`)."""
+    kind = settings.dense_index
+    if kind == "auto":
+        kind = "flat" if rows <= settings.dense_auto_rows else "hnsw"
+    cfg = {"type": kind, "window_chars": settings.dense_window_chars, "chosen_by": settings.dense_index}
+    if kind == "hnsw":
+        cfg.update(m=settings.hnsw_m, ef_search=settings.hnsw_ef_search)
+    return cfg
+
+
 def _manifest(settings: Settings, embedder: Embedder, chunks: list[Chunk], docs: int, rows: int) -> dict:
-    dense_cfg = {"type": settings.dense_index, "window_chars": settings.dense_window_chars}
-    if settings.dense_index == "hnsw":
-        dense_cfg.update(m=settings.hnsw_m, ef_search=settings.hnsw_ef_search)
     return {
         "format": FORMAT,
         "embedder": {"name": embedder.name, "dim": embedder.dim, "backend": settings.embedder},
-        "dense": dense_cfg,
+        "dense": dense_config(settings, rows),
         "lexical": {"type": "bm25s", "tokenizer": "jieba+domain-dictionary", "k1": 1.2, "b": 0.75},
         "chunker": {"size": settings.chunk_size, "overlap": settings.chunk_overlap,
                     "version": CHUNKER_VERSION},
@@ -178,10 +190,9 @@ def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: 
         write_chunks(chunks, tmp / "chunks.jsonl")
         np.save(tmp / "vectors.npy", vectors)
         np.save(tmp / "owner.npy", owner)
-        dense.save(
-            dense.build(vectors, settings.dense_index, settings.hnsw_m, settings.hnsw_ef_search),
-            tmp / "dense.faiss",
-        )
+        manifest = {**manifest, "dense": dense_config(settings, len(vectors))}
+        dense.save(dense.build(vectors, manifest["dense"]["type"], settings.hnsw_m, settings.hnsw_ef_search),
+                   tmp / "dense.faiss")
         if crash_after == "dense":  # for tests: simulate a crash mid-build
             raise RuntimeError("simulated crash during build")
         lexical.save(lexical.build([tokens(index_text(c)) for c in chunks]), tmp / "bm25")

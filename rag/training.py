@@ -115,7 +115,7 @@ def train(settings: Settings, progress: bool = True) -> tuple[Ranker, dict]:
         w = fit_calibration(inputs[tr], right[tr])
         best_p[te] = logistic(inputs[te], w)
     calibration = fit_calibration(inputs, right)
-    threshold, stats = choose_threshold(best_p, answerable, right)
+    threshold, stats = choose_threshold(best_p, answerable, right, max_false_refusals=0.045)
     coef, mean, scale = fit_scorer(X, y, groups, C)
     info = {
         "trained_on": "eval/questions.jsonl, dev split (sha256(id) mod 10 < 6)",

@@ -91,8 +91,16 @@ def test_hnsw_is_selectable_and_written_to_the_manifest(corpus_copy):
     s = corpus_copy.replace(dense_index="hnsw", hnsw_m=16)
     store.build_index(s)
     index = store.load_index(s)
-    assert index.manifest["dense"] == {"type": "hnsw", "m": 16, "ef_search": 64, "window_chars": 40}
+    assert index.manifest["dense"] == {"type": "hnsw", "m": 16, "ef_search": 64, "window_chars": 40,
+                                       "chosen_by": "hnsw"}
     assert Retriever(s, index).search("古树名木保护", k=3)
+
+
+def test_auto_keeps_the_exact_index_for_a_small_corpus_and_switches_to_hnsw_above_the_limit(built):
+    assert store.load_index(built).manifest["dense"]["type"] == "flat"  # 1,011 vectors, limit 200,000
+    assert store.dense_config(built, 200_000)["type"] == "flat"
+    big = store.dense_config(built, 200_001)
+    assert big["type"] == "hnsw" and big["chosen_by"] == "auto" and big["ef_search"] == built.hnsw_ef_search
 
 
 def test_queries_of_only_punctuation_or_emoji_return_nothing(built):
