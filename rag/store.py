@@ -90,21 +90,29 @@ def _text_key(text: str) -> str:
 
 
 class EmbeddingCache:
-    """Vectors keyed by text hash, one file per embedder, written atomically."""
+    """Vectors keyed by text hash, per embedder: one compact file plus the segments written
+    since, each flush appending only its new vectors (a build of n texts writes O(n), not
+    O(n²)); segments are merged into the compact file once there are many. Every file is
+    written atomically, so a killed build keeps all but its last block."""
 
-    FLUSH_EVERY = 256  # texts embedded between two saves of the cache
+    MAX_SEGMENTS = 64
 
-    def __init__(self, root: Path, embedder_name: str):
+    def __init__(self, root: Path, embedder_name: str, flush_every: int = 256):
+        self.flush_every = max(1, flush_every)  # texts embedded between two flushes
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedder_name)
+        self.root, self.safe = root, safe
         self.path = root / f"{safe}.npz"
         self.vectors: dict[str, np.ndarray] = {}
-        if self.path.exists():
+        for f in self._files():
             try:
-                with np.load(self.path) as data:
-                    self.vectors = dict(zip(data["keys"].tolist(), data["vectors"]))
-            except Exception:  # a corrupt cache only costs time: start empty
-                self.vectors = {}
+                with np.load(f) as data:
+                    self.vectors.update(zip(data["keys"].tolist(), data["vectors"]))
+            except Exception:  # a corrupt file only costs time: its texts are embedded again
+                continue
         self.hits = self.misses = 0
+
+    def _files(self) -> list[Path]:
+        return [p for p in [self.path, *sorted(self.root.glob(f"{self.safe}.part-*.npz"))] if p.exists()]
 
     def embed(self, embedder: Embedder, texts: list[str], progress: bool = False, on_progress=None) -> np.ndarray:
         if getattr(embedder, "cacheless", False):
@@ -112,26 +120,37 @@ class EmbeddingCache:
         keys = [_text_key(t) for t in texts]
         todo = sorted({k: t for k, t in zip(keys, texts) if k not in self.vectors}.items())
         self.misses, self.hits = len(todo), len(keys) - sum(k not in self.vectors for k in keys)
-        for at in range(0, len(todo), self.FLUSH_EVERY):  # saved as it grows: a killed build resumes
-            block = todo[at:at + self.FLUSH_EVERY]
+        for at in range(0, len(todo), self.flush_every):  # saved as it grows: a killed build resumes
+            block = todo[at:at + self.flush_every]
             vecs = embedder.embed_passages([t for _, t in block], progress=progress)
             for (k, _), v in zip(block, vecs):
                 self.vectors[k] = v
-            self.save()
+            self._append([k for k, _ in block], vecs)
             if on_progress:
-                on_progress(min(at + self.FLUSH_EVERY, len(todo)), len(todo))
+                on_progress(min(at + self.flush_every, len(todo)), len(todo))
+        if len(self._files()) > self.MAX_SEGMENTS:
+            self.save()
         if not keys:
             return np.zeros((0, embedder.dim), dtype=np.float32)
         return np.vstack([self.vectors[k] for k in keys]).astype(np.float32)
 
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        keys = np.array(list(self.vectors), dtype="U24")
-        vecs = np.vstack(list(self.vectors.values())) if self.vectors else np.zeros((0, 1))
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz")
+    def _write(self, path: Path, keys: list[str], vecs: np.ndarray) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".npz")
         os.close(fd)
-        np.savez(tmp, keys=keys, vectors=vecs)
-        os.replace(tmp, self.path)
+        np.savez(tmp, keys=np.array(keys, dtype="U24"), vectors=np.asarray(vecs, dtype=np.float32))
+        os.replace(tmp, path)
+
+    def _append(self, keys: list[str], vecs: np.ndarray) -> None:
+        self._write(self.root / f"{self.safe}.part-{time.time_ns()}.npz", keys, vecs)
+
+    def save(self) -> None:
+        """Everything in one compact file; the segments it absorbed are removed."""
+        parts = self._files()[1:] if self.path.exists() else self._files()
+        vecs = np.vstack(list(self.vectors.values())) if self.vectors else np.zeros((0, 1))
+        self._write(self.path, list(self.vectors), vecs)
+        for p in parts:
+            p.unlink(missing_ok=True)
 
 
 @dataclass
@@ -264,7 +283,7 @@ def build_index(settings: Settings, progress: bool = False, skip_bad: bool = Fal
     t0 = time.perf_counter()
     ingested = ingest(settings, skip_bad=skip_bad)
     embedder = make_embedder(settings)
-    cache = EmbeddingCache(settings.index_dir / "cache", embedder.name)
+    cache = EmbeddingCache(settings.index_dir / "cache", embedder.name, settings.embed_flush)
     texts, owner = dense_rows(ingested.chunks, settings.dense_window_chars)
     vectors = cache.embed(embedder, texts, progress=progress, on_progress=on_progress)
     manifest = _manifest(settings, embedder, ingested.chunks, len(ingested.documents), len(texts))
@@ -378,7 +397,7 @@ def add_document(settings: Settings, path: Path, entry: dict, progress: bool = F
     doc = document_from_entry(entry, text, target)
     new = chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
     embedder = make_embedder(settings)
-    cache = EmbeddingCache(settings.index_dir / "cache", embedder.name)
+    cache = EmbeddingCache(settings.index_dir / "cache", embedder.name, settings.embed_flush)
     texts, owner = dense_rows(new, settings.dense_window_chars)
     vecs = cache.embed(embedder, texts, progress=progress)
     if not half_added:

@@ -115,6 +115,8 @@ def train(settings: Settings, progress: bool = True) -> tuple[Ranker, dict]:
         w = fit_calibration(inputs[tr], right[tr])
         best_p[te] = logistic(inputs[te], w)
     calibration = fit_calibration(inputs, right)
+    # refusing up to 4.5% of answerable dev questions (the issue allows 5% on test): cross-validated
+    # balanced accuracy 0.692 against 0.686 at 3.5%
     threshold, stats = choose_threshold(best_p, answerable, right, max_false_refusals=0.045)
     coef, mean, scale = fit_scorer(X, y, groups, C)
     info = {

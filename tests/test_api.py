@@ -1,6 +1,7 @@
 """The HTTP contract of DESIGN.md through FastAPI's TestClient, on the real index."""
 
 import json
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -160,3 +161,10 @@ def test_metrics_count_requests_and_answers(client):
 
 def test_every_response_carries_a_request_id(client):
     assert len(client.get("/healthz").headers["x-request-id"]) == 12
+
+
+def test_the_contract_in_docs_is_the_one_the_server_serves(client):
+    """docs/openapi.json is the HTTP contract kept in the repository; regenerate it with
+    `python -m api.contract` after changing the API on purpose."""
+    committed = json.loads((Path(__file__).parent.parent / "docs" / "openapi.json").read_text(encoding="utf-8"))
+    assert client.get("/openapi.json").json() == committed

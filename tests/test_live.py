@@ -79,19 +79,54 @@ def _rag(settings, *args) -> subprocess.CompletedProcess:
                            str(settings.index_dir), *args], capture_output=True, text=True, timeout=300)
 
 
-def test_the_server_swaps_in_a_new_index_and_survives_a_stray_file(server, tmp_path):
+class Load:
+    """``clients`` threads asking questions as fast as the server answers, until stopped;
+    every status other than 200 is kept."""
+
+    def __init__(self, url: str, clients: int = 8):
+        import threading
+
+        self.url, self.stop, self.failures, self.done = url, threading.Event(), [], 0
+        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(clients)]
+
+    def _run(self, i: int) -> None:
+        questions = ["洛阳市加装了多少部电梯？", "盖州市人大常委会2025年召开常委会会议多少次？", "汝阳县有多少名60岁以上老年人？"]
+        while not self.stop.is_set():
+            try:
+                _post(f"{self.url}/ask", {"question": questions[(i + self.done) % len(questions)]})
+                self.done += 1
+            except (urllib.error.HTTPError, OSError) as e:
+                self.failures.append(repr(e))
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+
+def test_the_server_swaps_in_a_new_index_under_load_and_survives_a_stray_file(server, tmp_path):
     settings, start = server
     store.build_index(settings)
     url = start()
     status, health = _wait(lambda: (lambda r: r if r[0] == 200 else None)(_get(f"{url}/healthz")))
     chunks = health["chunks"]
-    (settings.corpus_dir / "stray.txt").write_bytes("不是UTF-8".encode("gbk"))  # not in the manifest
     src = tmp_path / "qingshan.txt"
     src.write_text(NEW_DOC, encoding="utf-8")
-    added = _rag(settings, "index", "--add", str(src), "--doc-id", "qingshan-2025", "--title", "青山县2025年工作报告",
-                 "--county", "青山县", "--year", "2025", "--doc-type", "work_report")
-    assert added.returncode == 0, added.stderr
-    _, health = _wait(lambda: (lambda r: r if r[1] and r[1].get("chunks", 0) > chunks else None)(_get(f"{url}/healthz")))
+    with Load(url, clients=8) as load:  # staff keep asking while a clerk adds a document
+        (settings.corpus_dir / "stray.txt").write_bytes("不是UTF-8".encode("gbk"))  # not in the manifest
+        added = _rag(settings, "index", "--add", str(src), "--doc-id", "qingshan-2025", "--title",
+                     "青山县2025年工作报告", "--county", "青山县", "--year", "2025", "--doc-type", "work_report")
+        assert added.returncode == 0, added.stderr
+        swapped = _wait(lambda: (lambda r: r if r[1] and r[1].get("chunks", 0) > chunks else None)(
+            _get(f"{url}/healthz")), 10)  # picked up within 10 s, no restart
+    assert load.failures == [] and load.done > 8
+    assert swapped, "the new index was not served within 10 s"
+    health = swapped[1]
     assert health["status"] == "ok" and not health["stale"]
     status, doc = _get(f"{url}/documents/qingshan-2025?start=0&end=10")
     assert status == 200 and doc["passage"]["quote"] == NEW_DOC[:10]
