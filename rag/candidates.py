@@ -46,8 +46,10 @@ FEATURES = (
     "place_sent", "place_chunk", "place_miss", "place_other", "year_match", "year_miss",
     "period_hit", "period_miss", "unknown_place", "year_uncovered", "lang_en",
     "own_cov", "own_asked", "date_full", "in_question", "asked_elsewhere", "dense_gap_en", "article_match",
-    "missing_max", "narrower", "noun_right_after",
+    "missing_max", "narrower", "noun_right_after", "rate_named", "rate_other",
 )
+# a rate's name: 办结率, 满意率, 老龄化率 (the two characters before 率)
+RATE_WORD = re.compile(r"[\u4e00-\u9fff]{2}率")
 
 
 def _field_words(path: Path) -> dict[str, list[str]]:
@@ -236,6 +238,10 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
                 is_rate = tgt.endswith("%") or "率" in sent[max(0, rel[0] - 6):rel[0]]
                 if q.kind == "rate":
                     f["rate_match"], f["rate_count"] = float(is_rate), float(not is_rate)
+                    asked_rates = set(RATE_WORD.findall(q.text))
+                    named = set(RATE_WORD.findall(sent[max(0, rel[0] - 8):rel[0]]))
+                    if asked_rates and named:  # 办结率 asked; is this figure the 办结率 or the 满意率?
+                        f["rate_named"], f["rate_other"] = float(bool(named & asked_rates)), float(not named & asked_rates)
                 elif is_rate:
                     f["rate_count"] = 1.0
                 if q.kind == "number" and q.unit != "元" and re.search(r"(?:元|万|亿)$", tgt) and \

@@ -163,3 +163,14 @@ def test_a_citation_pinpoints_the_sentence_inside_its_passage(answerer):
 def test_a_masthead_field_is_answered_by_its_value(answerer):
     ans = answerer.ask("《洛阳人大》编辑部的邮政编码是多少？")
     assert ans.found and "471023" in ans.answer, ans.answer
+
+
+def test_a_rate_question_tells_the_rate_it_names_from_the_others_beside_it(answerer):
+    """答复率100%、办结率98%、满意率100%: asked the 满意率, the figure after 满意率 is named, the
+    one after 办结率 is another rate."""
+    q = answerer.analyse("老边区“三个微平台”的代表意见建议满意率是多少？")
+    cands = answerer.candidates(q, answerer.retrieve(q, 5, None))
+    after = {c.norm.text[c.target[0] - 3:c.target[0]]: c.features for c in cands
+             if c.kind == "figure" and "办结率98%" in c.sentence}
+    assert after["满意率"].get("rate_named") == 1.0 and not after["满意率"].get("rate_other")
+    assert after["办结率"].get("rate_other") == 1.0 and not after["办结率"].get("rate_named")
