@@ -34,8 +34,8 @@ class Settings:
     # `rag bench --scale` only: the real vectors.npy the "standin" embedder draws passage vectors near
     standin_base: str = ""
 
-    # dense index: "flat" (exact), "hnsw" (approximate), or "auto": flat up to dense_auto_rows
-    # vectors, HNSW above (the crossing measured by `rag bench --scale`; recorded in the manifest)
+    # dense index: "flat" (exact), "ivf" or "hnsw" (approximate), or "auto": flat up to
+    # dense_auto_rows vectors, IVF above (measured by `rag bench --scale`; recorded in the manifest)
     dense_index: str = "auto"
     dense_auto_rows: int = 200_000
     hnsw_m: int = 32

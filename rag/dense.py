@@ -1,7 +1,10 @@
 """FAISS dense index: inner product over L2-normalised vectors (= cosine).
 
-``flat`` is exact and right for up to ~100k chunks; ``hnsw`` is approximate and pays off above
-that (build once, sub-millisecond queries), at a small recall cost set by ``ef_search``.
+``flat`` is exact; its cost per query grows with the corpus (38 ms for 358k vectors on one
+thread). ``ivf`` (inverted lists over k-means cells, exact vectors inside them) scans
+``nprobe`` of ``nlist`` cells: on the 100k-chunk benchmark corpus recall@10 0.984 against flat
+at 0.8 ms, where ``hnsw`` reached 0.59 at ef 64 and 0.84 at ef 1024 (its graph loses its way
+among near-duplicate passages, which archives are full of: the same sentence under other years).
 """
 
 from __future__ import annotations
@@ -12,17 +15,31 @@ import faiss
 import numpy as np
 
 
-def build(vectors: np.ndarray, kind: str = "flat", m: int = 32, ef_search: int = 64) -> faiss.Index:
+def ivf_shape(rows: int) -> tuple[int, int]:
+    """(nlist, nprobe) for ``rows`` vectors: about 2·√rows cells, 1/20 of them probed (at least
+    32; 1/32 gave recall@10 0.978 on the 100k-chunk benchmark)."""
+    nlist = int(min(65536, max(64, 2 * np.sqrt(max(rows, 1)))))
+    return nlist, min(nlist, max(32, nlist // 20))
+
+
+def build(vectors: np.ndarray, kind: str = "flat", m: int = 32, ef_search: int = 64,
+          nlist: int = 0, nprobe: int = 0) -> faiss.Index:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dim = vectors.shape[1]
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
+    elif kind == "ivf":
+        nlist, nprobe = (nlist, nprobe) if nlist else ivf_shape(len(vectors))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = vectors[np.random.default_rng(0).choice(len(vectors), min(len(vectors), 40 * nlist), replace=False)]
+        index.train(sample)  # k-means on a fixed-seed sample: the same vectors give the same index
+        index.nprobe = nprobe
     elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = max(40, 2 * m)
         index.hnsw.efSearch = ef_search
     else:
-        raise ValueError(f"unknown dense index {kind!r}: use flat or hnsw")
+        raise ValueError(f"unknown dense index {kind!r}: use flat, ivf or hnsw")
     if len(vectors):
         index.add(vectors)
     return index
@@ -47,7 +64,10 @@ def search(index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | 
         if limit == 0:
             return [], []
         bits = np.packbits(rows, bitorder="little")  # kept alive while FAISS reads it
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits)))
+        sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits))
+        ivf = faiss.try_extract_index_ivf(index)
+        params = (faiss.SearchParametersIVF(sel=sel, nprobe=ivf.nprobe) if ivf is not None
+                  else faiss.SearchParameters(sel=sel))
     depth = min(limit, max(4 * k, 64))
     while True:
         scores, ids = index.search(q, depth, params=params)

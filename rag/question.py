@@ -217,6 +217,17 @@ class Vocabulary:
         self._held[term] = n
         return n
 
+    @functools.cached_property
+    def _place_parts(self) -> set[str]:
+        """Every part of every place name of the corpus (its names are short: a few dozen each)."""
+        return {p[i:j] for p in self.places for i in range(len(p)) for j in range(i + 1, len(p) + 1)}
+
+    def overlaps_place(self, term: str) -> bool:
+        """Whether the term is part of a place name of the corpus, or holds one: by set lookups
+        of its parts, not by a pass over every place (an archive has thousands)."""
+        return term in self._place_parts or any(
+            term[i:j] in self.places for i in range(len(term)) for j in range(i + 2, len(term) + 1))
+
     def mentions(self, term: str) -> bool:
         """Whether any publication writes the term."""
         return self.holding(term, first_only=True) > 0
@@ -362,10 +373,10 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
     years = tuple(sorted({int(y) for y in YEAR.findall(expanded)}))
     kws = [k for k in content_terms(f"{zh} {cjk_inside}") if not k.isascii() or k.isdigit()]
     terms = {k: vocab.idf(k) for k in kws}
-    place_words = {w for p in places for w in (p, short_place(p))} | set(vocab.places)
+    asked_places = {w for p in places for w in (p, short_place(p))}
     focus = tuple(k for k, w in sorted(terms.items(), key=lambda t: -t[1])
-                  if not k.isdigit() and not YEAR.fullmatch(k) and not any(k in p or p in k for p in place_words)
-                  and k not in GENERIC_PLACES)
+                  if not k.isdigit() and not YEAR.fullmatch(k) and not any(k in p or p in k for p in asked_places)
+                  and not vocab.overlaps_place(k) and k not in GENERIC_PLACES)
     predicates = _predicates(text) if not english else ()
     periods = tuple(name for name, pat in PERIODS.items() if re.search(pat, text, re.I))
     kind = kind_of(text)

@@ -183,8 +183,9 @@ def run_scale(settings: Settings, sizes: list[int], real_max: int, duration: flo
             row["rss_mb_total"] = round(sum(rss) + _rss_mb(proc.pid), 0)
         print(json.dumps(row, ensure_ascii=False), flush=True)
         results.append(row)
+        _merge(root / "results.json", [row])  # kept as each size finishes: a stopped run loses none
         _clear(where)  # a 1M corpus and its index are several GB
-    results = _merge(root / "results.json", results)
+    results = _merge(root / "results.json", [])
     _table(results, clients)
     if chart:
         plot(results, clients, chart)

@@ -171,14 +171,17 @@ def current_dir(settings: Settings) -> Path:
 
 def dense_config(settings: Settings, rows: int) -> dict:
     """The dense index a build of ``rows`` vectors gets: the configured kind, or with "auto"
-    exact (flat) up to ``dense_auto_rows`` and HNSW above, where a flat scan's cost per query
-    grows with the corpus (`rag bench --scale`)."""
+    exact (flat) up to ``dense_auto_rows`` and IVF above, where a flat scan's cost per query
+    grows with the corpus (`rag bench --scale`; rag/dense.py says why IVF and not HNSW)."""
     kind = settings.dense_index
     if kind == "auto":
-        kind = "flat" if rows <= settings.dense_auto_rows else "hnsw"
+        kind = "flat" if rows <= settings.dense_auto_rows else "ivf"
     cfg = {"type": kind, "window_chars": settings.dense_window_chars, "chosen_by": settings.dense_index}
     if kind == "hnsw":
         cfg.update(m=settings.hnsw_m, ef_search=settings.hnsw_ef_search)
+    elif kind == "ivf":
+        nlist, nprobe = dense.ivf_shape(rows)
+        cfg.update(nlist=nlist, nprobe=nprobe)
     return cfg
 
 
@@ -210,8 +213,9 @@ def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: 
         np.save(tmp / "vectors.npy", vectors)
         np.save(tmp / "owner.npy", owner)
         manifest = {**manifest, "dense": dense_config(settings, len(vectors))}
-        dense.save(dense.build(vectors, manifest["dense"]["type"], settings.hnsw_m, settings.hnsw_ef_search),
-                   tmp / "dense.faiss")
+        d = manifest["dense"]
+        dense.save(dense.build(vectors, d["type"], settings.hnsw_m, settings.hnsw_ef_search, d.get("nlist", 0),
+                               d.get("nprobe", 0)), tmp / "dense.faiss")
         if crash_after == "dense":  # for tests: simulate a crash mid-build
             raise RuntimeError("simulated crash during build")
         lexical.save(lexical.build([tokens(index_text(c)) for c in chunks]), tmp / "bm25")

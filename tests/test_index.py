@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from rag import store
+from rag import dense, store
 from rag.retrieve import QueryError, Retriever
 
 NEW_DOC = "2025年,某某县人大常委会召开常委会会议6次,听取审议专项工作报告12个,加装电梯77部。\n"
@@ -96,11 +96,27 @@ def test_hnsw_is_selectable_and_written_to_the_manifest(corpus_copy):
     assert Retriever(s, index).search("古树名木保护", k=3)
 
 
-def test_auto_keeps_the_exact_index_for_a_small_corpus_and_switches_to_hnsw_above_the_limit(built):
+def test_auto_keeps_the_exact_index_for_a_small_corpus_and_switches_to_ivf_above_the_limit(built):
     assert store.load_index(built).manifest["dense"]["type"] == "flat"  # 1,011 vectors, limit 200,000
     assert store.dense_config(built, 200_000)["type"] == "flat"
-    big = store.dense_config(built, 200_001)
-    assert big["type"] == "hnsw" and big["chosen_by"] == "auto" and big["ef_search"] == built.hnsw_ef_search
+    big = store.dense_config(built, 358_333)
+    assert big["type"] == "ivf" and big["chosen_by"] == "auto" and (big["nlist"], big["nprobe"]) == (1197, 59)
+
+
+def test_an_ivf_index_finds_what_the_exact_one_finds_with_and_without_a_filter(corpus_copy):
+    s = corpus_copy.replace(dense_index="ivf")
+    store.build_index(s)
+    index = store.load_index(s)
+    assert index.manifest["dense"]["type"] == "ivf"
+    r = Retriever(s, index)
+    exact = dense.build(np.asarray(index.vectors), "flat")
+    q = r.embedder.embed_queries(["古树名木保护条例执法检查"])[0]
+    got, _ = dense.search(index.faiss_index, q, 5, owner=index.owner)
+    want, _ = dense.search(exact, q, 5, owner=index.owner)
+    assert len(set(got) & set(want)) >= 4  # 64 cells here, 32 probed
+    allowed = r._allowed({"place": "洛阳"})
+    got, _ = dense.search(index.faiss_index, q, 5, allowed, index.owner)
+    assert got and all(allowed[i] for i in got)
 
 
 def test_queries_of_only_punctuation_or_emoji_return_nothing(built):
