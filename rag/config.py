@@ -72,6 +72,7 @@ class Settings:
     # the longest eval question is 52 tokens (median 24 Chinese, 35 English), while 140 characters
     # of Chinese are 140 tokens — the cost of a 1,000-character question was 7× a normal one
     max_embed_tokens: int = 48
+    max_query_tokens: int = 64  # BM25 tokens of a query (the most in an eval question: 59)
 
     # serving: worker processes (0 = one per core) and the compute threads of each (embedder,
     # FAISS; 0 = cores // workers, so that workers × threads = cores and concurrent requests do

@@ -335,7 +335,9 @@ def load_index(settings: Settings, check_corpus: bool = True) -> Index:
         raise IndexError_(f"index is stale: the corpus changed since it was built; {hint}")
     try:
         chunks = read_chunks(cur / "chunks.jsonl")
-        vectors = np.load(cur / "vectors.npy", mmap_mode="r")  # shared by worker processes
+        # memory-mapped (shared by worker processes), as a plain array: numpy's memmap class costs
+        # a Python call on every row read
+        vectors = np.asarray(np.load(cur / "vectors.npy", mmap_mode="r"))
         owner = np.load(cur / "owner.npy")
         faiss_index = dense.load(cur / "dense.faiss")
         bm25 = lexical.load(cur / "bm25")
