@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections import OrderedDict
 
 import numpy as np
 
@@ -30,6 +29,7 @@ from .candidates import (
 from .config import Settings
 from .corpus import load_corpus
 from .lexicon import senses
+from .lru import LRU
 from .normalize import NormText, normalize_span, squash
 from .question import FIGURE, Question, Vocabulary, analyse, short_place
 from .ranker import DEFAULT_PATH, Ranker
@@ -65,7 +65,7 @@ class Answerer:
                                 [c.text for c in index.chunks], lexical.postings(index.bm25), broader)
         path = settings.ranker_path or DEFAULT_PATH
         self.ranker = ranker or (Ranker.load(path) if load_ranker else None)
-        self._norms: OrderedDict[str, NormText] = OrderedDict()  # passages' normalised text, LRU
+        self._norms: LRU[NormText] = LRU(4096)  # passages' normalised text
         person_names("李杰")  # load jieba's POS tagger now, not at the first who-question
         len(self.vocab.romanised)  # and the corpus's pinyin, for English names
         senses()  # and CC-CEDICT, for English words the glossary lacks
@@ -107,14 +107,7 @@ class Answerer:
     def _norm(self, chunk: Chunk) -> NormText:
         """The passage's normalised text with its offset map, cached: the same passages come
         back for many questions."""
-        norm = self._norms.get(chunk.id)
-        if norm is None:
-            norm = self._norms[chunk.id] = normalize_span(self.texts[chunk.doc_id], chunk.start, chunk.end)
-            while len(self._norms) > 4096:
-                self._norms.popitem(last=False)
-        else:
-            self._norms.move_to_end(chunk.id)
-        return norm
+        return self._norms.get(chunk.id, lambda: normalize_span(self.texts[chunk.doc_id], chunk.start, chunk.end))
 
     def _window_vectors(self, hit: Hit) -> np.ndarray:
         pos = self.positions[hit.chunk.id]

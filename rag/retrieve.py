@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
 
 import numpy as np
 
@@ -13,6 +12,7 @@ from . import dense, lexical
 from .config import Settings
 from .embedders import make_embedder, within_tokens
 from .glossary import expand_query, is_english
+from .lru import LRU
 from .schema import Chunk, Hit
 from .store import Index, index_text, load_index
 from .tokenize import tokens
@@ -87,35 +87,27 @@ class Retriever:
         self.embedder = make_embedder(settings)
         self._reranker = None
         self._lock = threading.Lock()
-        self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._masks: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._tcache: OrderedDict[str, list[str]] = OrderedDict()
+        self._vectors: LRU[np.ndarray] = LRU(settings.query_cache)
+        self._tokens: LRU[list[str]] = LRU(settings.query_cache)
+        self._masks: LRU[np.ndarray] = LRU(32)
         self._inverted: dict[str, dict[object, np.ndarray]] | None = None
 
     def clear_cache(self) -> None:
-        with self._lock:
-            self._qcache.clear()
-            self._tcache.clear()
+        self._vectors.clear()
+        self._tokens.clear()
 
     def query_vector(self, query: str) -> np.ndarray:
         """The question's embedding, cached (LRU): a question is embedded once, not once per
         place-filtered search or per answer stage. An English question is embedded with the
         glossary's Chinese terms appended (the raw question: recall@1 0.67 against 0.64 on the
         dev English questions but recall@5 no better, and lower on test)."""
+        return self._vectors.get(query[: self.settings.max_embed_chars], lambda: self._embed(query))
+
+    def _embed(self, query: str) -> np.ndarray:
         cap = self.settings.max_embed_tokens
         question = within_tokens(self.embedder, query[: self.settings.max_embed_chars], cap)
         text = within_tokens(self.embedder, expand_query(question), cap + cap // 2)  # with its glossary terms
-        with self._lock:
-            vec = self._qcache.get(text)
-            if vec is not None:
-                self._qcache.move_to_end(text)
-                return vec
-        vec = self.embedder.embed_queries([text])[0]
-        with self._lock:
-            self._qcache[text] = vec
-            while len(self._qcache) > max(0, self.settings.query_cache):
-                self._qcache.popitem(last=False)
-        return vec
+        return self.embedder.embed_queries([text])[0]
 
     def query_tokens(self, text: str) -> list[str]:
         """A query's BM25 tokens, at most ``max_query_tokens`` of them, cached like its embedding:
@@ -123,17 +115,7 @@ class Retriever:
         1,000-character one would otherwise be tokenised and scored in full each time. (Each
         token once changed BM25 for the 270 eval questions that repeat a word: the ranker's
         cross-validated accuracy fell from 0.710 to 0.686, so repeats still count.)"""
-        with self._lock:
-            hit = self._tcache.get(text)
-            if hit is not None:
-                self._tcache.move_to_end(text)
-                return hit
-        toks = tokens(text)[: self.settings.max_query_tokens]
-        with self._lock:
-            self._tcache[text] = toks
-            while len(self._tcache) > max(0, self.settings.query_cache):
-                self._tcache.popitem(last=False)
-        return toks
+        return self._tokens.get(text, lambda: tokens(text)[: self.settings.max_query_tokens])
 
     def _allowed(self, filters: dict) -> np.ndarray | None:
         """The chunks a filter allows, as a mask built from an inverted map of each field's
@@ -142,18 +124,8 @@ class Retriever:
         if not filters:
             return None
         key = tuple(sorted((k, str(v)) for k, v in filters.items()))
-        with self._lock:
-            if key in self._masks:
-                self._masks.move_to_end(key)
-                return self._masks[key]
-        mask = np.ones(len(self.index.chunks), dtype=bool)
-        for field_name, want in filters.items():
-            mask &= self._field_mask(field_name, want)
-        with self._lock:
-            self._masks[key] = mask
-            while len(self._masks) > 32:
-                self._masks.popitem(last=False)
-        return mask
+        return self._masks.get(key, lambda: np.logical_and.reduce(
+            [self._field_mask(name, want) for name, want in filters.items()]))
 
     def _field_mask(self, field_name: str, want) -> np.ndarray:
         values = self._values()
@@ -174,7 +146,7 @@ class Retriever:
             if self._inverted is None:
                 acc: dict[str, dict[object, list[int]]] = {f: {} for f in (*FILTER_KEYS, "places")}
                 for i, c in enumerate(self.index.chunks):
-                    for f in ("doc_id", "doc_type", "place", "year"):
+                    for f in FILTER_KEYS:
                         acc[f].setdefault(getattr(c, f), []).append(i)
                     for p in set(c.places):
                         acc["places"].setdefault(p, []).append(i)
