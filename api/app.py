@@ -161,7 +161,7 @@ def _load(settings: Settings) -> None:
 
 
 def _build_then_load(settings: Settings) -> None:
-    state.building = state.building or {"started": time.time(), "done": 0, "total": None}
+    """Runs in a thread that lifespan starts after setting ``state.building``."""
 
     def progress(done: int, total: int) -> None:
         state.building.update(done=done, total=total)

@@ -252,6 +252,8 @@ class Answerer:
                        passage_start=p_start, passage_end=p_end)
         # the passage holds the chunk as the normaliser reads it (print repairs such as a dropped
         # "(上接第70页)" make the raw text differ from the chunk's)
+        # (normalised afresh from the file's text, not taken from the passage cache: the check is
+        # there to catch a file that changed under the index)
         if not self.verify(cit) or squash(c.text) not in squash(normalize_span(text, p_start, p_end).text):
             log.warning("dropped citation %s %s-%s: does not verify against the file", c.doc_id, start, end)
             return None

@@ -35,8 +35,13 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def eval_questions(settings: Settings) -> list[str]:
+    """The eval's questions, the workload of every benchmark here."""
+    return [q["question"] for q in load_questions(settings.eval_dir / "questions.jsonl")]
+
+
 def run_bench(settings: Settings, url: str | None = None, duration: float = 30.0, clients: int = 8) -> int:
-    questions = [q["question"] for q in load_questions(settings.eval_dir / "questions.jsonl")]
+    questions = eval_questions(settings)
     if url:
         scaling(questions, duration, clients, url)
         return 0
@@ -100,9 +105,8 @@ def answer_latency(settings: Settings, questions: list[str], threads: int | None
     ``threads``, in a child process whose compute pools have that many threads from the start
     (the embedder's OpenMP pool is sized when it loads), as one worker of `rag serve`."""
     if threads:
-        code = ("import sys; from rag.bench import _stages, load_questions; from rag.config import Settings; "
-                "s = Settings.from_env(); _stages(s, [q['question'] for q in "
-                "load_questions(s.eval_dir / 'questions.jsonl')], label=sys.argv[1])")
+        code = ("import sys; from rag.bench import _stages, eval_questions; from rag.config import Settings; "
+                "s = Settings.from_env(); _stages(s, eval_questions(s), label=sys.argv[1])")
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "RAG_THREADS": str(threads),
                "RAG_CORPUS_DIR": str(settings.corpus_dir), "RAG_INDEX_DIR": str(settings.index_dir)}
         subprocess.run([sys.executable, "-c", code, f", {threads} thread(s)"], env=env, check=True)
@@ -205,7 +209,7 @@ def http_load(questions: QuestionStream, duration: float, clients: int, url: str
     lock = threading.Lock()
     stop = time.monotonic() + duration
 
-    def worker(offset: int) -> None:
+    def worker() -> None:
         conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
         while time.monotonic() < stop:
             q = questions.next()
@@ -227,7 +231,7 @@ def http_load(questions: QuestionStream, duration: float, clients: int, url: str
                 errors[0] += not ok
         conn.close()
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -268,7 +272,7 @@ def _free_port() -> int:
 def serving_splits(settings: Settings, splits: list[tuple[int, int]], duration: float, clients: int) -> int:
     """Start `rag serve` on loopback once per (workers, threads) split, load it with one and
     with ``clients`` clients, stop it by its process id; print a table to choose the default."""
-    questions = [q["question"] for q in load_questions(settings.eval_dir / "questions.jsonl")]
+    questions = eval_questions(settings)
     rows = []
     for workers, threads in splits:
         print(f"--- {workers} worker(s) × {threads} thread(s)", flush=True)

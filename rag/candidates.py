@@ -191,6 +191,7 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
     focus_w = {k: q.terms[k] for k in q.focus}
     topical = list(focus_w) or list(q.terms)  # the words besides places and years
     titles = [squash(t) for t in re.findall(r"《([^》]{4,})》", q.text)]
+    asked_rates = set(RATE_WORD.findall(q.text))  # 办结率 in "…办结率是多少"
     idf_top = max(q.terms.values(), default=1.0) or 1.0
     focus_total = sum(focus_w.values()) or 1.0
     focus_unknown = min(1.0, sum(focus_w[k] for k in q.absent if k in focus_w) / focus_total)
@@ -238,7 +239,6 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
                 is_rate = tgt.endswith("%") or "率" in sent[max(0, rel[0] - 6):rel[0]]
                 if q.kind == "rate":
                     f["rate_match"], f["rate_count"] = float(is_rate), float(not is_rate)
-                    asked_rates = set(RATE_WORD.findall(q.text))
                     named = set(RATE_WORD.findall(sent[max(0, rel[0] - 8):rel[0]]))
                     if asked_rates and named:  # 办结率 asked; is this figure the 办结率 or the 满意率?
                         f["rate_named"], f["rate_other"] = float(bool(named & asked_rates)), float(not named & asked_rates)

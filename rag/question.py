@@ -11,6 +11,7 @@ import functools
 import math
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -163,6 +164,7 @@ class Question:
     def lexical_terms(self) -> tuple[str, ...]:
         """What joins the BM25 query besides the question's own text and glossary terms."""
         return self.names_zh + self.bridged
+
     @property
     def is_quantity(self) -> bool:
         return self.kind in ("number", "rate")
@@ -182,9 +184,9 @@ class Vocabulary:
     FULL_SCAN_PASSAGES = 20_000
 
     def __init__(self, df: dict[str, int], n_docs: int, places: dict[str, str], chunk_texts: list[str],
-                 postings=None, broader: dict[str, set[str]] | None = None):
+                 postings: Callable[[str], np.ndarray], broader: dict[str, set[str]] | None = None):
         self.df, self.n_docs, self.places, self.chunk_texts = df, n_docs, places, chunk_texts
-        self.postings = postings or (lambda token: np.arange(len(chunk_texts)))  # token → passages holding it
+        self.postings = postings  # token → positions of the passages holding it
         self.broader = broader or {}  # place → the places that contain it (站前区 → 营口市, 辽宁省)
         self._pinyin: tuple[list[str], list[str], dict[str, list[int]], list[int]] | None = None
         self._romanised: set[str] | None = None
@@ -362,7 +364,10 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
     unmapped, bridged = [], []
     if english:  # words the glossary lacks: CC-CEDICT's Chinese for them, if the publications use it
         for word, found in vocab.lexicon.terms(glossary_coverage(text)[1], text).items():
-            bridged.extend(found) if found else unmapped.append(word)
+            if found:
+                bridged.extend(found)
+            else:
+                unmapped.append(word)
         bridged = list(dict.fromkeys(bridged))
         zh = " ".join([zh, *bridged])
     cjk_inside = " ".join(re.findall(r"[\u4e00-\u9fff]+", text)) if english else ""

@@ -111,6 +111,7 @@ def ann_recall(index_dir: Path, questions: list[str], settings: Settings, k: int
     on real question embeddings; None when the index is exact."""
     import faiss
 
+    from . import dense
     from .embedders import make_embedder
 
     cur = index_dir / "current"
@@ -118,7 +119,7 @@ def ann_recall(index_dir: Path, questions: list[str], settings: Settings, k: int
     if manifest["dense"]["type"] == "flat":
         return None
     vectors = np.load(cur / "vectors.npy", mmap_mode="r")
-    ann = faiss.read_index(str(cur / "dense.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    ann = dense.load(cur / "dense.faiss")
     q = make_embedder(settings).embed_queries(questions).astype(np.float32)
     _, got = ann.search(q, k)
     exact = faiss.IndexFlatIP(vectors.shape[1])
@@ -130,12 +131,10 @@ def ann_recall(index_dir: Path, questions: list[str], settings: Settings, k: int
 
 def run_scale(settings: Settings, sizes: list[int], real_max: int, duration: float, clients: int,
               workdir: Path | None = None, chart: Path | None = None) -> list[dict]:
-    from .bench import QuestionStream, _size, http_load, served
-    from .evaluation import load_questions
+    from .bench import QuestionStream, _size, eval_questions, http_load, served
 
-    questions = [q["question"] for q in load_questions(settings.eval_dir / "questions.jsonl")]
+    questions = eval_questions(settings)
     root = workdir or Path(settings.index_dir).parent / "scale-bench"
-    results = []
     for size in sizes:
         where = root / f"n{size}"
         corpus, index = where / "corpus", where / "index"
@@ -182,7 +181,6 @@ def run_scale(settings: Settings, sizes: list[int], real_max: int, duration: flo
             row["rss_mb_per_worker"] = round(max(rss), 0)
             row["rss_mb_total"] = round(sum(rss) + _rss_mb(proc.pid), 0)
         print(json.dumps(row, ensure_ascii=False), flush=True)
-        results.append(row)
         _merge(root / "results.json", [row])  # kept as each size finishes: a stopped run loses none
         _clear(where)  # a 1M corpus and its index are several GB
     results = _merge(root / "results.json", [])

@@ -111,8 +111,11 @@ class EmbeddingCache:
                 continue
         self.hits = self.misses = 0
 
+    def _segments(self) -> list[Path]:
+        return sorted(self.root.glob(f"{self.safe}.part-*.npz"))
+
     def _files(self) -> list[Path]:
-        return [p for p in [self.path, *sorted(self.root.glob(f"{self.safe}.part-*.npz"))] if p.exists()]
+        return ([self.path] if self.path.exists() else []) + self._segments()
 
     def embed(self, embedder: Embedder, texts: list[str], progress: bool = False, on_progress=None) -> np.ndarray:
         if getattr(embedder, "cacheless", False):
@@ -146,7 +149,7 @@ class EmbeddingCache:
 
     def save(self) -> None:
         """Everything in one compact file; the segments it absorbed are removed."""
-        parts = self._files()[1:] if self.path.exists() else self._files()
+        parts = self._segments()
         vecs = np.vstack(list(self.vectors.values())) if self.vectors else np.zeros((0, 1))
         self._write(self.path, list(self.vectors), vecs)
         for p in parts:
@@ -189,7 +192,6 @@ def _manifest(settings: Settings, embedder: Embedder, chunks: list[Chunk], docs:
     return {
         "format": FORMAT,
         "embedder": {"name": embedder.name, "dim": embedder.dim, "backend": settings.embedder},
-        "dense": dense_config(settings, rows),
         "lexical": {"type": "bm25s", "tokenizer": "jieba+domain-dictionary", "k1": 1.2, "b": 0.75},
         "chunker": {"size": settings.chunk_size, "overlap": settings.chunk_overlap,
                     "version": CHUNKER_VERSION},
@@ -212,6 +214,7 @@ def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: 
         write_chunks(chunks, tmp / "chunks.jsonl")
         np.save(tmp / "vectors.npy", vectors)
         np.save(tmp / "owner.npy", owner)
+        # chosen here, not when the manifest is made: an add or remove changes the row count
         manifest = {**manifest, "dense": dense_config(settings, len(vectors))}
         d = manifest["dense"]
         dense.save(dense.build(vectors, d["type"], settings.hnsw_m, settings.hnsw_ef_search, d.get("nlist", 0),
