@@ -31,7 +31,7 @@ from .corpus import load_corpus
 from .lexicon import senses
 from .lru import LRU
 from .normalize import NormText, normalize_span, squash
-from .question import FIGURE, Question, Vocabulary, analyse, short_place
+from .question import FIGURE, ROLES, Question, Vocabulary, analyse, short_place
 from .ranker import DEFAULT_PATH, Ranker
 from .retrieve import QueryError, Retriever
 from .schema import Answer, Chunk, Citation, Hit
@@ -168,7 +168,10 @@ class Answerer:
             return False, f"出版物中没有关于{words}的内容。", nearest
         threshold = self.ranker.threshold if self.ranker else 0.5
         lookup = next((c for c in fit if is_lookup(q, c)), None)
-        if lookup is not None and (best is None or best.p < threshold):
+        # a masthead field that is not a person's title (邮编, 电话, 印刷单位) is read off whatever
+        # the ranker prefers; a title (主任) is also a word of questions about the articles
+        if lookup is not None and ((lookup.kind == "field" and squash(lookup.label or "") not in ROLES)
+                                   or best is None or best.p < threshold):
             span = lookup.answer_span(q)  # a labelled value (masthead field, byline) answers as printed
             return True, _clean(lookup.norm.text[span[0]:span[1]]), [(lookup, span)]
         if len(q.places) >= 2 and q.kind in ("number", "rate", "fact", "who", "date"):

@@ -46,7 +46,7 @@ FEATURES = (
     "place_sent", "place_chunk", "place_miss", "place_other", "year_match", "year_miss",
     "period_hit", "period_miss", "unknown_place", "year_uncovered", "lang_en",
     "own_cov", "own_asked", "date_full", "in_question", "asked_elsewhere", "dense_gap_en", "article_match",
-    "missing_max", "narrower", "noun_right_after", "rate_named", "rate_other",
+    "missing_max", "narrower", "noun_right_after", "rate_named", "rate_other", "missing_passage", "missing_alien",
 )
 # a rate's name: 办结率, 满意率, 老龄化率 (the two characters before 率)
 RATE_WORD = re.compile(r"[\u4e00-\u9fff]{2}率")
@@ -225,6 +225,13 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
         f["focus_unknown"] = focus_unknown
         missing = [focus_w[k] for k in focus_w if k not in sent and k not in context]
         f["missing_max"] = max(missing, default=0.0) / idf_top  # the rarest word asked that is not here
+        # a word asked that the whole passage lacks is a detail it does not give; one that shares
+        # no character with it is not even a rewording of what it says (女性, not 印出来 for 印刷)
+        passage = cand.norm.text
+        gone = [k for k in focus_w if k not in passage and k not in context]
+        f["missing_passage"] = sum(focus_w[k] for k in gone) / focus_total if focus_w else 0.0
+        f["missing_alien"] = (sum(focus_w[k] for k in gone if not any(ch in passage for ch in k)) / focus_total
+                              if focus_w else 0.0)
         f["unmapped"] = min(1.0, len(q.unmapped) / 4)
         f["lang_en"] = 1.0 if q.lang == "en" else 0.0
         f["length"] = math.log(1 + len(sent)) / 5

@@ -185,7 +185,7 @@ def cmd_train(args) -> int:
     ranker.save(out)
     cv = info["cv"]
     print(f"{info['questions']} dev questions ({info['answerable']} answerable, {info['reachable']} with a right "
-          f"candidate), {info['candidates']} candidates, C={info['C']}, refusal threshold {ranker.threshold}")
+          f"candidate), {info['candidates']} candidates, refusal threshold {ranker.threshold}")
     print(f"cross-validated: accuracy {cv.get('accuracy')} (answered right or rightly refused), top-1 on answerable "
           f"{cv['top1_answerable']}, refusal precision {cv.get('refusal_precision')}; {info['seconds']}s")
     print(f"wrote {out} (sha256 {file_digest(out)})")

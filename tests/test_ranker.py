@@ -49,7 +49,25 @@ def test_the_shipped_ranker_is_what_rag_train_builds_from_dev(built):
     shipped = Ranker.load(DEFAULT_PATH)
     trained, info = train(built, progress=False)
     assert trained.features == list(FEATURES)
-    assert np.allclose(trained.coef, shipped.coef, atol=0.02), "run `rag train` and commit rag/data/ranker.json"
+    X = np.random.default_rng(0).random((40, len(FEATURES)))
+    assert np.allclose(trained.probabilities(X), shipped.probabilities(X), atol=0.02), \
+        "run `rag train` and commit rag/data/ranker.json"
     assert abs(trained.threshold - shipped.threshold) < 0.02
     n_dev = sum(q["split"] == "dev" for q in load_questions(built.eval_dir / "questions.jsonl"))
     assert info["questions"] == n_dev
+
+
+def test_the_trees_walked_in_numpy_score_as_sklearn_does():
+    """Serving walks the exported trees itself; they must give the fitted model's log-odds."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from rag.ranker import SCORER, Forest, fit_scorer, relative
+
+    rng = np.random.default_rng(1)
+    X = rng.random((300, 4))
+    y = (X[:, 0] + 0.3 * rng.random(300) > 0.7).astype(int)
+    groups = np.repeat(np.arange(30), 10)
+    forest = Forest(**fit_scorer(X, y, groups))
+    Z = np.vstack([relative(X[groups == g]) for g in range(30)])
+    model = GradientBoostingClassifier(random_state=0, **SCORER).fit(Z, np.concatenate([y[groups == g] for g in range(30)]))
+    assert np.allclose(forest.raw(Z), model.decision_function(Z), atol=1e-4)
