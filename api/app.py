@@ -7,9 +7,12 @@ leaves the server: errors are JSON with a message a person understands.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import hmac
 import json
 import logging
 import sys
+import tempfile
 import threading
 import time
 import unicodedata
@@ -18,22 +21,33 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import HTTPException, Query, Request
+from fastapi import File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from rag.adding import add_file
 from rag.answer import Answerer
 from rag.config import Settings
-from rag.corpus import load_manifest
+from rag.corpus import CorpusError, load_manifest
 from rag.embedders import limit_threads
+from rag.extract import ExtractError
 from rag.ranker import file_digest
 from rag.retrieve import FILTER_KEYS, QueryError, Retriever
 from rag.schema import Citation
-from rag.store import WriterBusy, build_index, current_dir, index_status, load_index
+from rag.store import (
+    IndexError_,
+    WriterBusy,
+    build_index,
+    current_dir,
+    index_status,
+    load_index,
+    remove_document,
+)
 
 log = logging.getLogger("renda.access")
 REQUESTS = Counter("renda_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -43,6 +57,13 @@ ANSWERS = Counter("renda_answers_total", "Answers given by /ask", ["found"])
 CHUNKS = Gauge("renda_index_chunks", "Chunks in the loaded index")
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 16 * 1024
+
+
+def body_limit(method: str, path: str) -> int:
+    """16 KB for questions; an upload may be as large as the configured limit."""
+    if method == "POST" and path.rstrip("/") == "/documents":
+        return state.settings.max_upload_bytes if hasattr(state, "settings") else MAX_BODY
+    return MAX_BODY
 
 
 def _readable(v: str, what: str) -> str:
@@ -87,7 +108,9 @@ class ErrorBody(BaseModel):
 ERRORS = {code: {"model": ErrorBody, "description": text} for code, text in (
     (404, "no such document"), (413, "request body over the cap"),
     (422, "invalid input: the message names the field and the problem"),
-    (503, "the index is not loaded yet, or could not be loaded"))}
+    (503, "the index is not loaded yet, or could not be loaded"),
+    (401, "no or a wrong `Authorization: Bearer <key>`"), (403, "writes are off: no RAG_API_KEY on the server"),
+    (409, "another write to the index is in progress"), (415, "a file type that is not read (by its content)"))}
 
 
 class AskResponse(BaseModel):
@@ -245,14 +268,15 @@ class BodyCap:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         received, exceeded, replaced = 0, False, False
-        detail = json.dumps({"detail": f"request body over {self.limit} bytes"}).encode()
+        limit = body_limit(scope.get("method", ""), scope.get("path", "")) if self.limit == MAX_BODY else self.limit
+        detail = json.dumps({"detail": f"request body over {limit} bytes"}).encode()
 
         async def capped_receive():
             nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     exceeded = True
                     raise BodyTooLarge
             return message
@@ -282,8 +306,9 @@ async def guard(request: Request, call_next):
     """Cap request size, log every request with its latency, never leak a traceback."""
     t0 = time.perf_counter()
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_BODY:
-        response = JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)
+    limit = body_limit(request.method, request.url.path)
+    if length and length.isdigit() and int(length) > limit:
+        response = JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
     else:
         try:
             response = await call_next(request)
@@ -329,6 +354,10 @@ async def http_error(request: Request, exc: StarletteHTTPException):
     other invalid input, not a bare 400."""
     if exc.status_code == 400:
         return JSONResponse({"detail": "request body is not valid JSON in UTF-8"}, status_code=422)
+    if exc.status_code == 405:  # Allow: every method of the path (GET and POST /documents), not the first route's
+        allowed = sorted({m for r in app.routes if getattr(r, "methods", None) and r.matches(request.scope)[0] != Match.NONE
+                          for m in r.methods})
+        return JSONResponse({"detail": str(exc.detail)}, status_code=405, headers={"Allow": ", ".join(allowed)})
     return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
@@ -397,6 +426,95 @@ def document(doc_id: str, start: int | None = Query(None, ge=0), end: int | None
         "before": text[max(0, start - context):start], "after": text[end:end + context],
     }
     return out
+
+
+def _write_key() -> str | None:
+    s = state.settings
+    if s.api_key:
+        return s.api_key
+    if s.api_key_file:
+        try:
+            return Path(s.api_key_file).read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+    return None
+
+
+def _authorise(request: Request) -> None:
+    key = _write_key()
+    if key is None:
+        raise HTTPException(403, detail="writes are off: start the server with RAG_API_KEY (or RAG_API_KEY_FILE, "
+                                        "a file holding the key) to enable POST and DELETE /documents")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+        raise HTTPException(401, detail="a valid `Authorization: Bearer <key>` header is required",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+def _place_flags(place: str | None) -> dict:
+    if not place:
+        return {}
+    level = "province" if place.endswith("省") else "city" if place.endswith("市") and len(place) <= 4 else "county"
+    return {level: place}
+
+
+class AddResponse(BaseModel):
+    doc_id: str
+    status: str = Field(..., examples=["added"], description="added | replaced | unchanged (same file again)")
+    detected: dict = {}
+    undetected: list[str] = []
+    chunks: int = 0
+
+
+@app.post("/documents", status_code=201, response_model=AddResponse,
+          responses={k: ERRORS[k] for k in (401, 403, 409, 413, 415, 422, 503)})
+def upload(request: Request, file: Annotated[UploadFile, File(description="PDF, Word (.docx), HTML or UTF-8 text")],
+           title: Annotated[str | None, Form()] = None, date: Annotated[str | None, Form(description="YYYY-MM-DD")] = None,
+           place: Annotated[str | None, Form()] = None,
+           doc_type: Annotated[str | None, Form(pattern="^(journal_issue|work_report|news_article)$")] = None):
+    """Add a publication as `rag add` does; it is served as soon as this returns."""
+    _authorise(request)
+    settings = state.settings
+    if date:
+        try:
+            datetime.date.fromisoformat(date)
+        except ValueError:
+            raise HTTPException(422, detail=f"date {date!r} is not of the form YYYY-MM-DD") from None
+    flags = {"title": title, "date": date, "doc_type": doc_type, **_place_flags(place)}
+    name = Path(file.filename or "upload").name
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "upload"
+        with path.open("wb") as out:
+            while chunk := file.file.read(1 << 20):
+                out.write(chunk)
+        try:
+            result = add_file(settings, path, flags, doc_name=name)
+        except ExtractError as e:
+            raise HTTPException(415 if e.unsupported else 422, detail=f"{name}: {e.problem}") from None
+        except WriterBusy as e:
+            raise HTTPException(409, detail=str(e)) from None
+        except (CorpusError, IndexError_) as e:  # a manifest or corpus check
+            raise HTTPException(422, detail=f"{name}: {e}") from None
+    if result.status != "unchanged":
+        _load(settings)  # served now by this worker; the others swap it in within reload_seconds
+    log.info(json.dumps({"event": "document " + result.status, "doc_id": result.doc_id}, ensure_ascii=False))
+    body = {"doc_id": result.doc_id, "status": result.status, "detected": result.detected,
+            "undetected": result.undetected, "chunks": result.chunks}
+    return JSONResponse(body, status_code=200 if result.status == "unchanged" else 201)
+
+
+@app.delete("/documents/{doc_id}", responses={k: ERRORS[k] for k in (401, 403, 404, 409)})
+def delete(request: Request, doc_id: str) -> dict:
+    _authorise(request)
+    settings = state.settings
+    if not any(e["doc_id"] == doc_id for e in load_manifest(settings.manifest_path)):
+        raise HTTPException(404, detail=f"no document {doc_id!r}")
+    try:
+        remove_document(settings, doc_id)
+    except WriterBusy as e:
+        raise HTTPException(409, detail=str(e)) from None
+    _load(settings)
+    return {"removed": doc_id}
 
 
 @app.get("/healthz")

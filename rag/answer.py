@@ -27,7 +27,8 @@ from .candidates import (
     vectorise,
 )
 from .config import Settings
-from .corpus import load_corpus
+from .corpus import load_corpus, load_manifest
+from .extract import page_at
 from .lexicon import senses
 from .lru import LRU
 from .normalize import NormText, normalize_span, squash
@@ -53,6 +54,8 @@ class Answerer:
         self.retriever = retriever or Retriever(settings)
         index = self.retriever.index
         self.texts = {d.doc_id: d.text for d in load_corpus(settings.corpus_dir, skip_bad=True).documents}
+        # page maps of the documents `rag add` extracted from paged files (PDF)
+        self.pages = {e["doc_id"]: e["pages"] for e in load_manifest(settings.manifest_path) if e.get("pages")}
         self.positions = {c.id: i for i, c in enumerate(index.chunks)}
         self.row_start = np.searchsorted(index.owner, np.arange(len(index.chunks) + 1))
         self.places = self._gazetteer(index.chunks)
@@ -251,8 +254,10 @@ class Answerer:
             if s < e:
                 start, end = norm.raw_span(s, e)
         p_start, p_end = min(c.start, start), max(c.end, end)
+        pages = self.pages.get(c.doc_id)
         cit = Citation(c.doc_id, c.title, c.article, c.date, start, end, text[start:end], round(float(score), 4),
-                       passage_start=p_start, passage_end=p_end)
+                       passage_start=p_start, passage_end=p_end, page=page_at(pages, start) if pages else None,
+                       page_end=page_at(pages, end - 1) if pages else None)
         # the passage holds the chunk as the normaliser reads it (print repairs such as a dropped
         # "(上接第70页)" make the raw text differ from the chunk's)
         # (normalised afresh from the file's text, not taken from the passage cache: the check is

@@ -42,7 +42,7 @@ def cmd_index(args) -> int:
         print(f"removed {args.remove}: index now has {stats['chunks']} chunks of {stats['documents']} documents")
         return 0
     if args.add:
-        _check_add_flags(args)
+        _check_add_flags(args, args.doc_id or Path(args.add).stem)
         entry = {
             "doc_id": args.doc_id or Path(args.add).stem,
             "title": args.title or Path(args.add).stem,
@@ -67,14 +67,36 @@ def cmd_index(args) -> int:
     return 0
 
 
+def cmd_add(args) -> int:
+    from .adding import add_files
+
+    s = _settings(args)
+    _check_add_flags(args, args.doc_id)
+    flags = {k: getattr(args, k) for k in ("doc_id", "title", "publisher", "doc_type", "province", "city",
+                                           "county", "year", "date")}
+    results = add_files(s, args.files, flags, progress=sys.stderr.isatty())
+    if not results:
+        print("no files to add (known types: .pdf .docx .html .htm .txt .md)", file=sys.stderr)
+        return 1
+    for r in results:
+        if r.status == "failed":
+            print(f"FAILED {r.path}: {r.problem} (nothing of it was added)")
+            continue
+        print(f"{r.status} {r.path} → {r.doc_id}" + (f" (index now {r.chunks} chunks)" if r.chunks else ""))
+        if r.detected:
+            print("  detected: " + ", ".join(f"{k}={v}" for k, v in r.detected.items()))
+        if r.undetected:
+            print("  not detected: " + ", ".join(r.undetected))
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
 DOC_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 
 
-def _check_add_flags(args) -> None:
+def _check_add_flags(args, doc_id: str | None) -> None:
     """A doc id becomes a file name in corpus/: lower-case letters, digits, . _ - only (no path);
     a date must be a real ISO date and a year a plausible one."""
-    doc_id = args.doc_id or Path(args.add).stem
-    if not DOC_ID.fullmatch(doc_id) or ".." in doc_id:
+    if doc_id is not None and (not DOC_ID.fullmatch(doc_id) or ".." in doc_id):
         raise ValueError(f"--doc-id {doc_id!r} is not a valid id: use lower-case letters, digits, '.', '_' "
                          "and '-', starting with a letter or digit (it becomes corpus/<id>.txt)")
     if args.date:
@@ -249,6 +271,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--province"), q.add_argument("--city"), q.add_argument("--county")
     q.add_argument("--year", type=int), q.add_argument("--date")
     q.set_defaults(fn=cmd_index)
+
+    q = sub.add_parser("add", help="add publications as they arrive: PDF, Word, web page, text (a folder adds all)",
+                       description="Extracts the text (two-column PDF pages in reading order, running headers and "
+                       "page numbers left out but kept as a page map), writes corpus/<doc_id>.txt, keeps the original "
+                       "in corpus/originals/ with its hash, and indexes only the new document. The same file again is "
+                       "a no-op; a changed file under the same id replaces the old one. Flags override what is detected.")
+    q.add_argument("files", nargs="+", metavar="FILE_OR_FOLDER")
+    q.add_argument("--doc-id"), q.add_argument("--title"), q.add_argument("--publisher")
+    q.add_argument("--doc-type", choices=["journal_issue", "work_report", "news_article"],
+                   help="default: detected (an issue number → journal_issue, 工作报告 → work_report, else news_article)")
+    q.add_argument("--province"), q.add_argument("--city"), q.add_argument("--county")
+    q.add_argument("--year", type=int), q.add_argument("--date", help="YYYY-MM-DD; default: the first date printed")
+    q.set_defaults(fn=cmd_add)
 
     q = sub.add_parser("search", help="top passages for a query (retrieval only)")
     q.add_argument("query")

@@ -83,6 +83,13 @@ class Settings:
     # the server checks this often for a new index generation and swaps it in (0 = never)
     reload_seconds: float = 2.0
 
+    # writes over HTTP (POST/DELETE /documents) need `Authorization: Bearer <key>`; with no key
+    # (neither this nor a file holding it) they are off and answer 403
+    api_key: str = ""
+    api_key_file: str = ""
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_upload_pages: int = 500
+
     # limits
     max_question_chars: int = 1000
     max_top_k: int = 20

@@ -100,6 +100,8 @@ class Citation:
     score: float
     passage_start: int = 0  # the retrieved passage around the quote: text[passage_start:passage_end]
     passage_end: int = 0
+    page: int | None = None  # the printed page of the quote's start, where the source has pages
+    page_end: int | None = None
 
 
 @dataclass(frozen=True)

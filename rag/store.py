@@ -374,6 +374,8 @@ def remove_document(settings: Settings, doc_id: str) -> dict:
     entry = next(e for e in entries if e["doc_id"] == doc_id)
     _write_manifest(settings, [e for e in entries if e["doc_id"] != doc_id])
     (settings.corpus_dir / entry["file"]).unlink(missing_ok=True)
+    if entry.get("original"):  # the PDF, Word file or web page `rag add` kept
+        (settings.corpus_dir / entry["original"]).unlink(missing_ok=True)
     keep = [i for i, c in enumerate(index.chunks) if c.doc_id != doc_id]
     vectors, owner = _select(index.vectors, index.owner, keep)
     return _rewrite(settings, [index.chunks[i] for i in keep], vectors, owner, index.manifest)

@@ -1,0 +1,135 @@
+"""Publications as they arrive: PDF, Word and web pages made here from corpus text are read in
+order with their pages; broken files are refused by name; `rag add` puts one in the index."""
+
+import re
+import zipfile
+
+import pytest
+
+from rag.extract import ExtractError, extract
+from tests.publications import RUNNING_TITLE, two_column_pdf, web_page, word_file
+
+TITLE = "青石县人大常委会2025年工作报告"
+FACT = "青石县人大常委会推动老旧小区加装电梯86部，惠及群众3200余户。"
+
+
+def squashed(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+@pytest.fixture(scope="module")
+def paragraphs(settings):
+    """Forty paragraphs of the journal, with one stated fact of a county no publication names."""
+    text = (settings.corpus_dir / "luoyang-renda-2024-03.txt").read_text(encoding="utf-8")
+    paras = [squashed(p) for p in text[20000:34000].split("\n") if len(p.strip()) > 30][:40]
+    paras.insert(25, FACT)
+    return paras
+
+
+@pytest.fixture(scope="module")
+def pdf(tmp_path_factory, paragraphs):
+    path = tmp_path_factory.mktemp("pdf") / "qingshi-2025.pdf"
+    starts = two_column_pdf(path, TITLE, paragraphs)
+    return path, starts
+
+
+def test_a_two_column_pdf_reads_in_order_with_pages_and_without_running_heads(pdf, paragraphs):
+    path, starts = pdf
+    ex = extract(path)
+    flat = squashed(ex.text)
+    at = 0
+    for p in paragraphs:  # every paragraph whole, in the order printed: left column before right
+        found = flat.find(p, at)
+        assert found >= 0, p[:30]
+        at = found + len(p)
+    source = sum(len(p) for p in paragraphs) + len(TITLE)
+    assert len(flat) >= 0.99 * source and len(flat) <= 1.01 * source
+    assert RUNNING_TITLE.replace(" ", "") not in flat and ex.removed >= 2 * len(ex.pages)
+    assert len(ex.pages) == max(starts) > 2
+    at = 0
+    for p, page in zip(paragraphs, starts):  # each paragraph's first characters are on its page
+        at = re.compile(r"\s*".join(map(re.escape, p[:10]))).search(ex.text, at).start()
+        assert ex.page_of(at) == page, p[:20]
+    assert ex.title == TITLE and ex.doc_type == "work_report"
+
+
+def test_word_and_web_page_keep_title_date_and_article_only(tmp_path, paragraphs):
+    doc = tmp_path / "report.docx"
+    word_file(doc, TITLE, paragraphs[:5])
+    ex = extract(doc)
+    assert ex.kind == "docx" and ex.title == TITLE
+    assert all(p in squashed(ex.text) for p in paragraphs[:5])
+
+    page = tmp_path / "news.html"
+    web_page(page, "青石县人大代表视察加装电梯", "2025-06-18", paragraphs[:4])
+    ex = extract(page)
+    assert ex.kind == "html" and ex.title == "青石县人大代表视察加装电梯" and ex.date == "2025-06-18"
+    assert all(p in squashed(ex.text) for p in paragraphs[:4]) and "网站地图" not in ex.text
+
+
+def _scanned_pdf(path):
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path), pagesize=A4)
+    c.setFillGray(0.3)
+    for i in range(40):  # a page of image marks only, no text layer
+        c.rect(60, 780 - 18 * i, 400, 10, fill=1, stroke=0)
+    c.save()
+
+
+def _zip_of_something_else(path):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("photos/1.txt", "not a document")
+
+
+BROKEN = {
+    "encrypted.pdf": (lambda p, pdf: two_column_pdf(p, TITLE, ["保密内容。"], encrypt="secret"), "encrypted"),
+    "scanned.pdf": (lambda p, pdf: _scanned_pdf(p), "no text layer"),
+    "truncated.pdf": (lambda p, pdf: p.write_bytes(pdf.read_bytes()[: pdf.stat().st_size // 3]), "damaged PDF"),
+    "fake.docx": (lambda p, pdf: _zip_of_something_else(p), "not a Word document"),
+    "empty.txt": (lambda p, pdf: p.write_bytes(b""), "empty"),
+    "nav-only.html": (lambda p, pdf: p.write_text("<!DOCTYPE html><html><body><nav><a href='/'>首页</a></nav></body></html>",
+                                                  encoding="utf-8"), "no article"),
+    "gbk.txt": (lambda p, pdf: p.write_bytes("人大代表".encode("gbk")), "not UTF-8"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_a_broken_file_is_refused_naming_the_file_and_the_problem(tmp_path, pdf, name):
+    make, problem = BROKEN[name]
+    path = tmp_path / name
+    make(path, pdf[0])
+    with pytest.raises(ExtractError, match=problem) as e:
+        extract(path)
+    assert name in str(e.value)
+
+
+def test_rag_add_indexes_a_pdf_whose_answer_cites_its_page(corpus_copy, pdf, paragraphs, tmp_path, capsys):
+    from rag import store
+    from rag.answer import Answerer
+    from rag.cli import main
+
+    store.build_index(corpus_copy)
+    path, starts = pdf
+    bad = tmp_path / "scan.pdf"
+    _scanned_pdf(bad)
+    before = sorted(p.name for p in corpus_copy.corpus_dir.iterdir())
+    args = ["--corpus-dir", str(corpus_copy.corpus_dir), "--index-dir", str(corpus_copy.index_dir), "add"]
+    code = main([*args, str(path), str(bad), "--county", "青石县", "--date", "2025-12-20"])
+    out = capsys.readouterr().out
+    assert code == 1 and "added" in out and "FAILED" in out and "scan.pdf" in out  # the good one still went in
+    assert (corpus_copy.corpus_dir / "originals" / "qingshi-2025.pdf").read_bytes() == path.read_bytes()
+    assert sorted(p.name for p in corpus_copy.corpus_dir.iterdir()) == sorted(before + ["originals", "qingshi-2025.txt"])
+    assert [p.name for p in (corpus_copy.corpus_dir / "originals").iterdir()] == ["qingshi-2025.pdf"]
+
+    ans = Answerer(corpus_copy).ask("青石县加装电梯多少部？")
+    assert ans.found and "86部" in ans.answer, ans.answer
+    cite = ans.citations[0]
+    text = (corpus_copy.corpus_dir / "qingshi-2025.txt").read_text(encoding="utf-8")
+    assert cite.doc_id == "qingshi-2025" and text[cite.start:cite.end] == cite.quote
+    assert cite.page == starts[paragraphs.index(FACT)]
+
+    assert main([*args, str(path)]) == 0 and "unchanged" in capsys.readouterr().out  # same file: a no-op
+    store.remove_document(corpus_copy, "qingshi-2025")
+    assert not (corpus_copy.corpus_dir / "originals" / "qingshi-2025.pdf").exists()
