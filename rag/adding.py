@@ -59,7 +59,7 @@ def entry_for(ex: Extracted, doc_id: str, digest: str, suffix: str, flags: dict)
     entry = {"doc_id": doc_id, "title": flags.get("title") or ex.title or doc_id, "publisher": flags.get("publisher") or "",
              "place": place, "year": year, "date": date, "doc_type": flags.get("doc_type") or ex.doc_type,
              "issue": None, "original": f"{ORIGINALS}/{doc_id}{suffix}", "sha256": digest,
-             "pages": [list(p) for p in ex.pages] or None}
+             "pages": [list(p) for p in ex.pages] or None, "url": flags.get("url") or ex.url}
     detected = {k: v for k, v in (("title", ex.title), ("date", ex.date), ("doc_type", ex.doc_type),
                                   ("pages", len(ex.pages) or None)) if v}
     undetected = [k for k in ("title", "date") if not getattr(ex, k) and not flags.get(k)]

@@ -34,6 +34,7 @@ from .lru import LRU
 from .normalize import NormText, normalize_span, squash
 from .question import FIGURE, ROLES, Question, Vocabulary, analyse, short_place
 from .ranker import DEFAULT_PATH, Ranker
+from .reference import reference
 from .retrieve import QueryError, Retriever
 from .schema import Answer, Chunk, Citation, Hit
 from .tokenize import person_names
@@ -54,8 +55,7 @@ class Answerer:
         self.retriever = retriever or Retriever(settings)
         index = self.retriever.index
         self.texts = {d.doc_id: d.text for d in load_corpus(settings.corpus_dir, skip_bad=True).documents}
-        # page maps of the documents `rag add` extracted from paged files (PDF)
-        self.pages = {e["doc_id"]: e["pages"] for e in load_manifest(settings.manifest_path) if e.get("pages")}
+        self.entries = {e["doc_id"]: e for e in load_manifest(settings.manifest_path)}
         self.positions = {c.id: i for i, c in enumerate(index.chunks)}
         self.row_start = np.searchsorted(index.owner, np.arange(len(index.chunks) + 1))
         self.places = self._gazetteer(index.chunks)
@@ -254,10 +254,13 @@ class Answerer:
             if s < e:
                 start, end = norm.raw_span(s, e)
         p_start, p_end = min(c.start, start), max(c.end, end)
-        pages = self.pages.get(c.doc_id)
+        entry = self.entries.get(c.doc_id, {})
+        page_map = entry.get("pages")  # a document `rag add` extracted from a paged file (PDF)
+        page, page_end = (page_at(page_map, start), page_at(page_map, end - 1)) if page_map else (c.pages or (None, None))
         cit = Citation(c.doc_id, c.title, c.article, c.date, start, end, text[start:end], round(float(score), 4),
-                       passage_start=p_start, passage_end=p_end, page=page_at(pages, start) if pages else None,
-                       page_end=page_at(pages, end - 1) if pages else None)
+                       passage_start=p_start, passage_end=p_end, page=page, page_end=page_end,
+                       reference=reference(entry, c, _page_label(page, page_end) if page_map else None)
+                       if entry else None)
         # the passage holds the chunk as the normaliser reads it (print repairs such as a dropped
         # "(上接第70页)" make the raw text differ from the chunk's)
         # (normalised afresh from the file's text, not taken from the passage cache: the check is
@@ -271,6 +274,10 @@ class Answerer:
         text = self.texts.get(citation.doc_id)
         return (text is not None and 0 <= citation.passage_start <= citation.start < citation.end
                 <= citation.passage_end <= len(text) and text[citation.start:citation.end] == citation.quote)
+
+
+def _page_label(first: int | None, last: int | None) -> str | None:
+    return None if first is None else str(first) if last in (None, first) else f"{first}-{last}"
 
 
 def _names_place(cand: Candidate, place: str) -> bool:

@@ -86,6 +86,8 @@ def chunks_of_section(doc: Document, section: Section, chunk_size: int, chunk_ov
                 year=section.year or doc.year,
                 date=doc.date,
                 doc_type=doc.doc_type,
+                pages=section.pages_at(start),
+                article_pages=section.page_label(),
             )
 
 

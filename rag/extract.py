@@ -47,6 +47,7 @@ class Extracted:
     date: str | None = None  # ISO
     doc_type: str | None = None
     removed: int = 0  # header, footer and page-number lines left out of the text
+    url: str | None = None  # a web page's own address (its canonical link), for the reference
 
     def page_of(self, offset: int) -> int | None:
         return page_at(self.pages, offset)
@@ -141,7 +142,8 @@ def _html(data: bytes, path: Path, max_pages: int) -> Extracted:
         raise ExtractError(path, "a web page with no article text")
     meta = trafilatura.extract_metadata(html)
     return Extracted(text, "html", title=(meta.title if meta else None) or None,
-                     date=(meta.date if meta else None) or None, doc_type="news_article")
+                     date=(meta.date if meta else None) or None, doc_type="news_article",
+                     url=(meta.url if meta and (meta.url or "").startswith("http") else None))
 
 
 def _pdf(data: bytes, path: Path, max_pages: int) -> Extracted:

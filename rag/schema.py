@@ -49,6 +49,17 @@ class Section:
     author: str | None = None
     place: Place | None = None
     year: int | None = None
+    # printed pages, where the table of contents gives them: (raw start, raw end, first page,
+    # last page) for each part of the article — its own pages, and a continuation's
+    pages: tuple[tuple[int, int, int, int], ...] = ()
+
+    def pages_at(self, offset: int) -> tuple[int, int] | None:
+        return next(((a, b) for s, e, a, b in self.pages if s <= offset < e), None)
+
+    def page_label(self) -> str | None:
+        """The article's pages as a reference prints them, its own first: "21-28, 30", "37, 32"."""
+        parts = [f"{a}-{b}" if b > a else str(a) for _, _, a, b in self.pages]
+        return ", ".join(dict.fromkeys(parts)) or None
 
 
 @dataclass(frozen=True)
@@ -67,16 +78,20 @@ class Chunk:
     year: int | None
     date: str | None
     doc_type: str
+    pages: tuple[int, int] | None = None  # the printed pages this passage is on (journal TOC)
+    article_pages: str | None = None  # its article's, for the reference: "21-23"
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["places"] = list(self.places)
+        d["pages"] = list(self.pages) if self.pages else None
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> Chunk:
         d = dict(d)
         d["places"] = tuple(d.get("places") or ())
+        d["pages"] = tuple(d["pages"]) if d.get("pages") else None
         return cls(**d)
 
 
@@ -102,6 +117,7 @@ class Citation:
     passage_end: int = 0
     page: int | None = None  # the printed page of the quote's start, where the source has pages
     page_end: int | None = None
+    reference: str | None = None  # the source as a GB/T 7714-2015 reference
 
 
 @dataclass(frozen=True)

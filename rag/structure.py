@@ -202,6 +202,7 @@ def journal_sections(doc: Document) -> list[Section]:
     # A "（下转…）" mark ends its article; what follows up to the next title is that title's
     # kicker, so the next article starts right after the mark.
     downs: dict[int, list[int]] = {}  # article index → positions of 下转 marks
+    continued_on: dict[int, int] = {}  # article index → the page its 下转 mark names
     marks = [(m.start(), m.end(), m.group(0)) for m in PAGE_MARK.finditer(raw)]
     for ms, me, text in marks:
         if "下" not in text:
@@ -210,6 +211,7 @@ def journal_sections(doc: Document) -> list[Section]:
         if k is None:
             continue
         downs.setdefault(k, []).append(ms)
+        continued_on.setdefault(k, int(PAGE_MARK.match(text).group(1)))
         if k + 1 < len(regions) and regions[k + 1][0] > me:
             regions[k + 1][0] = me
         regions[k][1] = min(regions[k][1], ms)
@@ -237,12 +239,30 @@ def journal_sections(doc: Document) -> list[Section]:
     toc_end = next((s for s in starts if s > toc_start), len(raw))
     sections.append(Section("toc", "目录与编委会", ((toc_start, toc_end),), "目录"))
     for k, e in enumerate(found):
-        spans = _subtract([tuple(regions[k])], holes.get(k, [])) + extra.get(k, [])
-        spans = _nonblank(raw, sorted(spans))
+        own = _subtract([tuple(regions[k])], holes.get(k, []))
+        spans = _nonblank(raw, sorted(own + extra.get(k, [])))
         author = e.author or _author_from_text(lines, e.line, spans, raw)
         title = tidy_title(e.printed or e.title)
-        sections.append(Section("article", title, spans, e.column, author))
+        sections.append(Section("article", title, spans, e.column, author, pages=_pages(found, k, own, extra.get(k, []),
+                                                                                        continued_on.get(k))))
     return sections
+
+
+def _pages(found: list[TocEntry], k: int, own, continuations, continued_on: int | None):
+    """(raw start, raw end, first page, last page) of an article's parts: its own pages run from
+    its TOC page to the page before the next article's (or to the page before its continuation
+    when that comes sooner); a continuation is on the page its 下转 mark names."""
+    first = found[k].page
+    if first is None:
+        return ()
+    later = [e.page for e in found[k + 1:] if e.page is not None and e.page > first]
+    last = max(first, min(later) - 1) if later else first
+    if continued_on is not None and continued_on > first:
+        last = min(last, continued_on - 1) if later and min(later) <= continued_on else last
+    out = tuple((s, e, first, last) for s, e in own)
+    if continued_on is not None:
+        out += tuple((s, e, continued_on, continued_on) for s, e in continuations)
+    return out
 
 
 def tidy_title(text: str) -> str:

@@ -51,7 +51,9 @@ def test_question_answer_and_citation_in_the_page(server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 390, "height": 900})  # a phone's width
+        context = browser.new_context(viewport={"width": 390, "height": 900},  # a phone's width
+                                      permissions=["clipboard-read", "clipboard-write"])
+        page = context.new_page()
         page.goto(server)
         page.fill("#q", "洛阳市登记建档的古树名木共计多少株？")
         page.click("button[type=submit]")
@@ -65,6 +67,12 @@ def test_question_answer_and_citation_in_the_page(server):
         quote = cards.first.locator("mark.quote")
         assert "88965" in quote.inner_text()
         assert len(cards.first.locator("blockquote").inner_text()) > len(quote.inner_text())
+        # 复制引文 copies the source as a GB/T 7714 journal reference with its pages
+        assert "页" in cards.first.locator(".src").inner_text()
+        cards.first.locator("button.copyref").click()
+        page.wait_for_selector("button.copyref:has-text('已复制')", timeout=5000)
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert "[J]. 洛阳人大, 2024(3): " in copied and copied.endswith(".")
         cards.first.locator("a.ctx").click()
         page.wait_for_selector(".context b", timeout=10000)
         page.screenshot(path=str(SHOTS / "answer.png"), full_page=True)

@@ -67,6 +67,26 @@ def test_articles_continued_across_pages_are_stitched(documents, articles, title
     assert all(continued not in _text(doc, s) for s in others)
 
 
+@pytest.mark.parametrize(
+    "title, pages",
+    [
+        ("开创我国高质量发展新局面", "4-9"),  # TOC: 4, next article 10
+        ("洛阳市人大常委会2024年上半年工作总结暨下半年工作打算", "21-28, 30"),  # 21, (下转第30页)
+        ("加强履职管理监督 提升代表履职质效", "37, 32"),  # 37, (下转第32页)
+        ("把纪律规矩转化为 政治自觉、思想自觉、行动自觉", None),  # 卷首语: no page in the TOC
+    ],
+)
+def test_articles_know_their_printed_pages_from_the_table_of_contents(articles, title, pages):
+    assert articles[title].page_label() == pages
+
+
+def test_a_journal_citation_carries_its_page_and_a_gbt_7714_reference(answerer):
+    ans = answerer.ask("洛阳市登记建档的古树名木共计多少株？")
+    cite = ans.citations[0]
+    assert cite.page is not None and 29 <= cite.page <= (cite.page_end or cite.page) <= 30
+    assert cite.reference.endswith("促良法落实 护古树常青牡丹飘香[J]. 洛阳人大, 2024(3): 29-30.")
+
+
 def test_committees_of_the_joint_report(documents):
     parts = sections_of(documents["yingkou-2025-reports"])
     assert [s.place.county for s in parts] == ["鲅鱼圈区", "盖州市", "大石桥市", "老边区", "站前区", "西市区"]
