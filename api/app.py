@@ -309,6 +309,9 @@ async def guard(request: Request, call_next):
     limit = body_limit(request.method, request.url.path)
     if length and length.isdigit() and int(length) > limit:
         response = JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
+    elif not _may_read(request):
+        response = JSONResponse({"detail": "this server needs `Authorization: Bearer <key>` to read (RAG_READ_KEY)"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
     else:
         try:
             response = await call_next(request)
@@ -440,13 +443,31 @@ def _write_key() -> str | None:
     return None
 
 
+def _bearer(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _may_read(request: Request) -> bool:
+    """Reads are open unless RAG_READ_KEY is set; then the read key or the write key opens them.
+    The page, /healthz, /metrics and the API docs stay open; writes check their own key."""
+    settings = getattr(state, "settings", None)
+    if settings is None or not settings.read_key:
+        return True
+    path = request.url.path
+    reading = path == "/ask" or path == "/search" or (path.startswith("/documents") and request.method == "GET")
+    if not reading:
+        return True
+    token = _bearer(request).encode()
+    return any(k and hmac.compare_digest(token, k.encode()) for k in (settings.read_key, _write_key()))
+
+
 def _authorise(request: Request) -> None:
     key = _write_key()
     if key is None:
         raise HTTPException(403, detail="writes are off: start the server with RAG_API_KEY (or RAG_API_KEY_FILE, "
                                         "a file holding the key) to enable POST and DELETE /documents")
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+    if not hmac.compare_digest(_bearer(request).encode(), key.encode()):
         raise HTTPException(401, detail="a valid `Authorization: Bearer <key>` header is required",
                             headers={"WWW-Authenticate": "Bearer"})
 

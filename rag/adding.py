@@ -55,12 +55,14 @@ def entry_for(ex: Extracted, doc_id: str, digest: str, suffix: str, flags: dict)
     """The manifest entry: what the file states, overridden by the flags given."""
     date = flags.get("date") or ex.date
     year = flags.get("year") or (int(date[:4]) if date else None)
-    place = {"province": flags.get("province"), "city": flags.get("city"), "county": flags.get("county")}
+    given = {k: flags.get(k) for k in ("province", "city", "county")}
+    place = given if any(given.values()) else {k: ex.place.get(k) for k in ("province", "city", "county")}
     entry = {"doc_id": doc_id, "title": flags.get("title") or ex.title or doc_id, "publisher": flags.get("publisher") or "",
              "place": place, "year": year, "date": date, "doc_type": flags.get("doc_type") or ex.doc_type,
              "issue": None, "original": f"{ORIGINALS}/{doc_id}{suffix}", "sha256": digest,
              "pages": [list(p) for p in ex.pages] or None, "url": flags.get("url") or ex.url}
     detected = {k: v for k, v in (("title", ex.title), ("date", ex.date), ("doc_type", ex.doc_type),
+                                  ("place", "".join(ex.place.get(k, "") for k in ("province", "city", "county"))),
                                   ("pages", len(ex.pages) or None)) if v}
     undetected = [k for k in ("title", "date") if not getattr(ex, k) and not flags.get(k)]
     if not any(place.values()):
@@ -81,7 +83,7 @@ def add_file(settings: Settings, path: Path, flags: dict, progress: bool = False
         return Added(str(path), same["doc_id"], "unchanged")
     name = Path(doc_name or path.name)
     doc_id = flags.get("doc_id") or doc_id_for(name, digest)
-    ex = extract(path, max_bytes=settings.max_upload_bytes, max_pages=settings.max_upload_pages)
+    ex = extract(path, settings.max_upload_bytes, settings.max_upload_pages, settings.max_extract_seconds)
     entry, detected, undetected = entry_for(ex, doc_id, digest, KIND_SUFFIX[ex.kind], flags)
     replaced = any(e["doc_id"] == doc_id for e in entries)
     originals = settings.corpus_dir / ORIGINALS

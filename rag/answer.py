@@ -127,13 +127,20 @@ class Answerer:
             if fit:  # probabilities among the candidates that can answer; the rest only show what is near
                 for cand, p in zip(fit, self.ranker.probabilities(vectorise(fit))):
                     cand.p = float(p)
-            rest = [c for c in cands if c.p == 0.0]
-            if rest:
-                for cand, s in zip(rest, self.ranker.scores(vectorise(rest))):
-                    cand.near = float(s)
             fit.sort(key=lambda c: -c.p)
-            rest.sort(key=lambda c: -c.near)
-        return fit + [c for c in cands if c not in fit] if self.ranker is None else fit + rest
+            if not fit:  # nothing can answer: the nearest first, for the refusal and its citations
+                self._rank_near(cands)
+        # the others stay in passage order: they are scored only where a citation needs a passage's
+        # best sentence (_citations), which saves scoring ~80 candidates a question
+        chosen = {id(c) for c in fit}
+        return fit + [c for c in cands if id(c) not in chosen]
+
+    def _rank_near(self, cands: list[Candidate]) -> None:
+        """Score candidates that cannot answer by the ranker, best first (in place)."""
+        if self.ranker is not None and cands:
+            for cand, s in zip(cands, self.ranker.scores(vectorise(cands))):
+                cand.near = float(s)
+            cands.sort(key=lambda c: -c.near)
 
     # ------------------------------------------------------------------ the pipeline
 
@@ -155,7 +162,7 @@ class Answerer:
         """(found, answer text, [(candidate, answer span)])."""
         fit = [c for c in cands if c.p > 0]
         narrowed = narrow(q, fit)
-        fit = narrowed + [c for c in fit if c not in narrowed]  # the strongest form first
+        fit = narrowed + [c for c in fit if all(c is not n for n in narrowed)]  # the strongest form first
         best = fit[0] if fit else None
         nearest = [(cands[0], None)] if cands else []
         if q.unknown_places:
@@ -218,8 +225,10 @@ class Answerer:
         out: list[Citation] = []
         seen: set[str] = set()
         best_in: dict[str, Candidate] = {}
+        by_chunk: dict[str, list[Candidate]] = {}
         for c in cands:
             best_in.setdefault(c.hit.chunk.id, c)
+            by_chunk.setdefault(c.hit.chunk.id, []).append(c)
         pending = [(cand, span) for cand, span in chosen if cand is not None]
         pending += [(best_in[h.chunk.id], None) if h.chunk.id in best_in else (h, None) for h in hits]
         for item, span in pending:
@@ -229,6 +238,10 @@ class Answerer:
             if hit.chunk.id in seen:
                 continue
             if isinstance(item, Candidate):
+                if span is None and item.p == 0.0 and item.near == -1e9:  # a passage none of whose sentences can answer
+                    mine = by_chunk[hit.chunk.id]
+                    self._rank_near(mine)
+                    item = mine[0]
                 cit = self._citation(hit, item.norm, span or (item.start, item.end), item.p)
             else:
                 cit = self._citation(hit, None, None, hit.score)

@@ -87,8 +87,12 @@ class Settings:
     # (neither this nor a file holding it) they are off and answer 403
     api_key: str = ""
     api_key_file: str = ""
+    # when set, reading (/ask, /search, GET /documents) needs `Authorization: Bearer <key>` with
+    # this key (or the write key); the page asks for it
+    read_key: str = ""
     max_upload_bytes: int = 50 * 1024 * 1024
     max_upload_pages: int = 500
+    max_extract_seconds: float = 300.0  # a PDF whose text takes longer to read is refused
 
     # limits
     max_question_chars: int = 1000

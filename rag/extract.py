@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +23,14 @@ from pathlib import Path
 
 MAX_BYTES = 50 * 1024 * 1024
 MAX_PAGES = 2000
+MAX_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    pages: int
+    deadline: float  # time.monotonic() after which extraction stops
+    seconds: float
 # a line this close to the top or bottom edge of a page is a header or footer candidate
 MARGIN = 0.05
 DATE = re.compile(r"((?:19|20)\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
@@ -48,6 +57,7 @@ class Extracted:
     doc_type: str | None = None
     removed: int = 0  # header, footer and page-number lines left out of the text
     url: str | None = None  # a web page's own address (its canonical link), for the reference
+    place: dict = field(default_factory=dict)  # {"province"|"city"|"county": name} the text names most
 
     def page_of(self, offset: int) -> int | None:
         return page_at(self.pages, offset)
@@ -86,14 +96,16 @@ def sniff(data: bytes, path: str | Path) -> str:
     return "text"
 
 
-def extract(path: str | Path, max_bytes: int = MAX_BYTES, max_pages: int = MAX_PAGES) -> Extracted:
+def extract(path: str | Path, max_bytes: int = MAX_BYTES, max_pages: int = MAX_PAGES,
+            max_seconds: float = MAX_SECONDS) -> Extracted:
     path = Path(path)
     size = path.stat().st_size
     if size > max_bytes:
         raise ExtractError(path, f"{size} bytes; the limit is {max_bytes}")
     data = path.read_bytes()
     kind = sniff(data, path)
-    out = {"pdf": _pdf, "docx": _docx, "html": _html, "text": _text}[kind](data, path, max_pages)
+    limits = Limits(max_pages, time.monotonic() + max_seconds, max_seconds)
+    out = {"pdf": _pdf, "docx": _docx, "html": _html, "text": _text}[kind](data, path, limits)
     out.text = out.text.strip("\n") + "\n"
     if not out.text.strip():
         raise ExtractError(path, "no text in it")
@@ -105,14 +117,41 @@ def extract(path: str | Path, max_bytes: int = MAX_BYTES, max_pages: int = MAX_P
                         else "news_article")
     if out.title is None:
         out.title = next((ln.strip() for ln in out.text.splitlines() if len(ln.strip()) >= 4), None)
+    out.place = detect_place(f"{out.title or ''}\n{head[:1200]}")
     return out
 
 
-def _text(data: bytes, path: Path, max_pages: int) -> Extracted:
+ADMIN = re.compile(r"[\u4e00-\u9fff]{1,8}?(?:省|市|区|县|旗)")
+
+
+def detect_place(text: str) -> dict:
+    """The places a text is about: the place names Baidu LAC tags (LOC, and the place an ORG
+    such as 汝阳县人大常委会 starts with), the most frequent of each level; the title counts
+    three times. A 市 beside a 县 or 区 is the city; a 市 alone (a county-level city too) is given
+    as the city."""
+    from .question import lac_tags
+
+    counts: Counter = Counter()
+    lines = [t for t in text.splitlines() if t.strip()]
+    for i, line in enumerate(lines):
+        for sentence in re.split(r"(?<=[。！？；])", line)[:40]:
+            for word, tag in lac_tags(sentence[:200]):
+                m = ADMIN.fullmatch(word) if tag == "LOC" else ADMIN.match(word) if tag == "ORG" else None
+                if m and len(m.group(0)) >= 2:
+                    counts[m.group(0)] += 3 if i == 0 else 1
+
+    def most(*suffixes: str) -> str | None:
+        return max((n for n in counts if n.endswith(suffixes)), key=lambda n: (counts[n], n), default=None)
+
+    found = {"province": most("省"), "city": most("市"), "county": most("县", "区", "旗")}
+    return {k: v for k, v in found.items() if v}
+
+
+def _text(data: bytes, path: Path, limits: Limits) -> Extracted:
     return Extracted(data.decode("utf-8").lstrip("\ufeff").replace("\r\n", "\n"), "text")
 
 
-def _docx(data: bytes, path: Path, max_pages: int) -> Extracted:
+def _docx(data: bytes, path: Path, limits: Limits) -> Extracted:
     import docx
     from docx.table import Table
     from docx.text.paragraph import Paragraph
@@ -133,7 +172,7 @@ def _docx(data: bytes, path: Path, max_pages: int) -> Extracted:
     return Extracted("\n".join(lines), "docx", title=title)
 
 
-def _html(data: bytes, path: Path, max_pages: int) -> Extracted:
+def _html(data: bytes, path: Path, limits: Limits) -> Extracted:
     import trafilatura
 
     html = data.decode("utf-8", errors="replace")
@@ -146,7 +185,7 @@ def _html(data: bytes, path: Path, max_pages: int) -> Extracted:
                      url=(meta.url if meta and (meta.url or "").startswith("http") else None))
 
 
-def _pdf(data: bytes, path: Path, max_pages: int) -> Extracted:
+def _pdf(data: bytes, path: Path, limits: Limits) -> Extracted:
     import pdfplumber
     from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
     from pdfminer.pdfparser import PDFSyntaxError
@@ -163,11 +202,18 @@ def _pdf(data: bytes, path: Path, max_pages: int) -> Extracted:
             raise ExtractError(path, "an encrypted PDF; remove the password first") from None
         raise ExtractError(path, f"a damaged PDF ({type(cause).__name__})") from None
     with pdf:
-        if len(pages) > max_pages:
-            raise ExtractError(path, f"{len(pages)} pages; the limit is {max_pages}")
+        if len(pages) > limits.pages:
+            raise ExtractError(path, f"{len(pages)} pages; the limit is {limits.pages}")
         try:
-            per_page = [_page_lines(p) for p in pages]
+            per_page = []
+            for page in pages:
+                if time.monotonic() > limits.deadline:
+                    raise ExtractError(path, f"extraction stopped after {limits.seconds:.0f} s at page "
+                                             f"{len(per_page) + 1} of {len(pages)}")
+                per_page.append(_page_lines(page))
             title = _largest_line(pages[0]) if pages else None
+        except ExtractError:
+            raise
         except Exception as e:  # pdfminer fails in many ways on a truncated stream
             raise ExtractError(path, f"a damaged PDF ({type(e).__name__})") from None
     if not any(body for _, body, _ in per_page):

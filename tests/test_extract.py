@@ -51,6 +51,12 @@ def test_a_two_column_pdf_reads_in_order_with_pages_and_without_running_heads(pd
         at = re.compile(r"\s*".join(map(re.escape, p[:10]))).search(ex.text, at).start()
         assert ex.page_of(at) == page, p[:20]
     assert ex.title == TITLE and ex.doc_type == "work_report"
+    assert ex.place.get("county") == "青石县"  # Baidu LAC's place names, the title's counted thrice
+
+
+def test_a_pdf_that_takes_too_long_to_read_is_stopped(pdf):
+    with pytest.raises(ExtractError, match="extraction stopped after 0 s at page 1"):
+        extract(pdf[0], max_seconds=0)
 
 
 def test_word_and_web_page_keep_title_date_and_article_only(tmp_path, paragraphs):
