@@ -85,17 +85,43 @@ def add_file(settings: Settings, path: Path, flags: dict, progress: bool = False
     doc_id = flags.get("doc_id") or doc_id_for(name, digest)
     ex = extract(path, settings.max_upload_bytes, settings.max_upload_pages, settings.max_extract_seconds)
     entry, detected, undetected = entry_for(ex, doc_id, digest, KIND_SUFFIX[ex.kind], flags)
-    replaced = any(e["doc_id"] == doc_id for e in entries)
+    old = next((e for e in entries if e["doc_id"] == doc_id), None)
+    replaced = old is not None
     originals = settings.corpus_dir / ORIGINALS
     originals.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.corpus_dir.parent) as tmp:
         text_file = Path(tmp) / f"{doc_id}.txt"
         text_file.write_text(ex.text.replace("\x00", ""), encoding="utf-8")
-        if replaced:  # the changed file replaces its old version
+        if old is not None:  # the changed file replaces its old version, which is kept until the new one is in
+            keep = _keep(settings, old, Path(tmp))
             store.remove_document(settings, doc_id)
-        shutil.copyfile(path, settings.corpus_dir / entry["original"])
-        stats = store.add_document(settings, text_file, entry, progress=progress)
+        try:
+            shutil.copyfile(path, settings.corpus_dir / entry["original"])
+            stats = store.add_document(settings, text_file, entry, progress=progress)
+        except BaseException:
+            if old is not None:  # nothing lost: the old version goes back in
+                _restore(settings, old, keep)
+            raise
     return Added(str(path), doc_id, "replaced" if replaced else "added", detected, undetected, chunks=stats["chunks"])
+
+
+def _keep(settings: Settings, entry: dict, folder: Path) -> dict[str, Path]:
+    """Copies of a document's text and original, to put back if its replacement fails."""
+    kept = {}
+    for key in ("file", "original"):
+        if entry.get(key) and (settings.corpus_dir / entry[key]).exists():
+            kept[key] = folder / f"old-{key}"
+            shutil.copyfile(settings.corpus_dir / entry[key], kept[key])
+    return kept
+
+
+def _restore(settings: Settings, entry: dict, kept: dict[str, Path]) -> None:
+    from . import store
+
+    if "original" in kept:
+        shutil.copyfile(kept["original"], settings.corpus_dir / entry["original"])
+    if "file" in kept:
+        store.add_document(settings, kept["file"], entry)
 
 
 def add_files(settings: Settings, paths: list[str | Path], flags: dict, progress: bool = False) -> list[Added]:

@@ -139,3 +139,37 @@ def test_rag_add_indexes_a_pdf_whose_answer_cites_its_page(corpus_copy, pdf, par
     assert main([*args, str(path)]) == 0 and "unchanged" in capsys.readouterr().out  # same file: a no-op
     store.remove_document(corpus_copy, "qingshi-2025")
     assert not (corpus_copy.corpus_dir / "originals" / "qingshi-2025.pdf").exists()
+
+
+def test_a_changed_file_replaces_its_old_version_and_a_failed_replacement_keeps_it(corpus_copy, tmp_path, monkeypatch):
+    from rag import adding, store
+    from rag.corpus import load_manifest
+
+    store.build_index(corpus_copy)
+    page = tmp_path / "qingshi-news.html"
+    web_page(page, "青石县人大代表视察", "2025-06-18", ["青石县人大代表视察老旧小区加装电梯工作，听取住建部门汇报。"])
+    assert adding.add_files(corpus_copy, [page], {})[0].status == "added"
+    web_page(page, "青石县人大代表视察", "2025-06-19", [FACT])
+    result = adding.add_files(corpus_copy, [page], {})[0]
+    assert result.status == "replaced" and result.doc_id == "qingshi-news"
+    text = (corpus_copy.corpus_dir / "qingshi-news.txt").read_text(encoding="utf-8")
+    assert "86部" in text and "听取住建部门汇报" not in text
+    assert (corpus_copy.corpus_dir / "originals" / "qingshi-news.html").read_bytes() == page.read_bytes()
+    index = store.load_index(corpus_copy)
+    assert sum(c.doc_id == "qingshi-news" for c in index.chunks) >= 1 and all(
+        "听取住建部门汇报" not in c.text for c in index.chunks)
+
+    web_page(page, "青石县人大代表视察", "2025-06-20", ["第三版：代表们建议加快审批流程。"])
+    real_add = store.add_document
+
+    def crash_once(settings, path, entry, progress=False):
+        if "第三版" in path.read_text(encoding="utf-8"):
+            raise OSError("disk full")
+        return real_add(settings, path, entry, progress)
+
+    monkeypatch.setattr(store, "add_document", crash_once)
+    failed = adding.add_files(corpus_copy, [page], {})[0]
+    assert failed.status == "failed" and "disk full" in failed.problem
+    assert "86部" in (corpus_copy.corpus_dir / "qingshi-news.txt").read_text(encoding="utf-8")  # the old version is back
+    assert any(e["doc_id"] == "qingshi-news" for e in load_manifest(corpus_copy.manifest_path))
+    assert any(c.doc_id == "qingshi-news" for c in store.load_index(corpus_copy).chunks)
