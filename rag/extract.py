@@ -34,6 +34,8 @@ class Limits:
 # a line this close to the top or bottom edge of a page is a header or footer candidate
 MARGIN = 0.05
 DATE = re.compile(r"((?:19|20)\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+# a date the publication labels as its own: a journal's 印刷日期 (in the masthead, often far in)
+LABELLED_DATE = re.compile(r"(?:印刷日期|出版日期|发布日期|发布时间|印发日期)\s*[:：]?\s*((?:19|20)\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
 ISSUE = re.compile(r"(?:19|20)\d{2}年第\s*\d{1,2}\s*期")
 PAGE_NUMBER = re.compile(r"^[-—\s]*(?:第\s*)?\d{1,4}(?:\s*页)?[-—\s]*$|^\d{1,4}\s*/\s*\d{1,4}$")
 
@@ -110,7 +112,7 @@ def extract(path: str | Path, max_bytes: int = MAX_BYTES, max_pages: int = MAX_P
     if not out.text.strip():
         raise ExtractError(path, "no text in it")
     head = out.text[:2000]
-    if out.date is None and (m := DATE.search(head)):
+    if out.date is None and (m := LABELLED_DATE.search(out.text[:50000]) or DATE.search(head)):
         out.date = f"{int(m[1]):04d}-{int(m[2]):02d}-{int(m[3]):02d}"
     if out.doc_type is None:
         out.doc_type = ("journal_issue" if ISSUE.search(head) else "work_report" if "工作报告" in head[:300]

@@ -54,6 +54,12 @@ def test_a_two_column_pdf_reads_in_order_with_pages_and_without_running_heads(pd
     assert ex.place.get("county") == "青石县"  # Baidu LAC's place names, the title's counted thrice
 
 
+def test_the_shipped_journal_read_as_a_text_file_gets_its_printing_date_type_and_place(settings):
+    ex = extract(settings.corpus_dir / "luoyang-renda-2024-03.txt")
+    assert (ex.date, ex.doc_type) == ("2024-08-02", "journal_issue")  # 印刷日期 2024年8月2日, 第3期
+    assert ex.place.get("city") == "洛阳市"
+
+
 def test_a_pdf_that_takes_too_long_to_read_is_stopped(pdf):
     with pytest.raises(ExtractError, match="extraction stopped after 0 s at page 1"):
         extract(pdf[0], max_seconds=0)
