@@ -73,9 +73,21 @@ class Ranker:
     calibration: list[float]
     threshold: float
     info: dict = field(default_factory=dict)
+    # the scorers of cross-validation, each fitted without one fifth of the dev questions: `rag
+    # eval` scores a dev question with the one that never saw it, so dev is measured as test is
+    folds: list[dict] = field(default_factory=list)  # [{"ids": [question ids held out], "forest": {…}}]
 
     def __post_init__(self):
         self._forest = Forest(**self.forest)
+        self._held_out = {qid: i for i, fold in enumerate(self.folds) for qid in fold["ids"]}
+
+    def without(self, question_id: str) -> Ranker:
+        """The ranker whose scorer was fitted without this question (itself when no fold holds it
+        out: a test question, or a ranker saved without folds)."""
+        i = self._held_out.get(question_id)
+        if i is None:
+            return self
+        return Ranker(self.features, self.folds[i]["forest"], self.calibration, self.threshold, self.info)
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         """Log-odds of each candidate of one question (the rows compete with each other)."""
@@ -90,9 +102,11 @@ class Ranker:
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = asdict(self)
-        trees = json.dumps(data.pop("forest"), ensure_ascii=False)  # arrays on few lines, not one number per line
+        # the trees' arrays on one line each, not one number per line
+        trees = json.dumps(data.pop("forest"), ensure_ascii=False)
+        folds = ",\n  ".join(json.dumps(f, ensure_ascii=False) for f in data.pop("folds"))
         text = json.dumps(data, ensure_ascii=False, indent=1)
-        path.write_text(text[:-2] + f',\n "forest": {trees}\n}}\n', encoding="utf-8")
+        path.write_text(text[:-2] + f',\n "forest": {trees},\n "folds": [\n  {folds}\n ]\n}}\n', encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> Ranker:

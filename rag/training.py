@@ -100,8 +100,10 @@ def train(settings: Settings, progress: bool = True) -> tuple[Ranker, dict]:
     n_q = len(meta)
     answerable = np.array([m["answerable"] for m in meta])
     oof = np.zeros(len(y))
+    folds = []
     for tr, te in GroupKFold(n_splits=5).split(X, y, groups):
         forest = fit_scorer(X[tr], y[tr], groups[tr])
+        folds.append({"ids": [meta[g]["id"] for g in np.unique(groups[te])], "forest": forest})
         scorer = Ranker([], forest, [], 0.0)
         for g in np.unique(groups[te]):  # each question's candidates are scored together
             rows = np.flatnonzero(groups == g)
@@ -127,6 +129,9 @@ def train(settings: Settings, progress: bool = True) -> tuple[Ranker, dict]:
         "embedder": settings.embedder, "retriever": settings.retriever,
     }
     r6 = lambda xs: [round(float(v), 6) for v in xs]  # noqa: E731
-    ranker = Ranker(list(FEATURES), forest, r6(calibration), round(threshold, 4), info)
+    # a question without candidates was seen by no scorer; it is held out by one fold all the same
+    for i, m in enumerate(m for m in meta if m["n"] == 0):
+        folds[i % len(folds)]["ids"].append(m["id"])
+    ranker = Ranker(list(FEATURES), forest, r6(calibration), round(threshold, 4), info, folds)
     info["seconds"] = round(time.perf_counter() - t0, 1)
     return ranker, info

@@ -71,3 +71,20 @@ def test_the_trees_walked_in_numpy_score_as_sklearn_does():
     Z = np.vstack([relative(X[groups == g]) for g in range(30)])
     model = GradientBoostingClassifier(random_state=0, **SCORER).fit(Z, np.concatenate([y[groups == g] for g in range(30)]))
     assert np.allclose(forest.raw(Z), model.decision_function(Z), atol=1e-4)
+
+
+def test_dev_questions_are_answered_by_a_ranker_that_never_saw_them(settings):
+    """`rag eval` scores each dev question with the cross-validation scorer fitted without it,
+    so its dev figures are out of fold, as test's are; no fold holds out a test question."""
+    shipped = Ranker.load(DEFAULT_PATH)
+    questions = load_questions(settings.eval_dir / "questions.jsonl")
+    dev = {q["id"] for q in questions if q["split"] == "dev"}
+    held = [set(f["ids"]) for f in shipped.folds]
+    assert len(held) == 5 and all(a.isdisjoint(b) for i, a in enumerate(held) for b in held[i + 1:])
+    assert set().union(*held) == dev
+    some_dev = next(iter(held[0]))
+    some_test = next(q["id"] for q in questions if q["split"] == "test")
+    assert shipped.without(some_test) is shipped
+    other = shipped.without(some_dev)
+    X = np.random.default_rng(2).random((30, len(FEATURES)))
+    assert other.threshold == shipped.threshold and not np.allclose(other.scores(X), shipped.scores(X))
