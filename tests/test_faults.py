@@ -108,8 +108,10 @@ def test_an_add_killed_while_embedding_changes_nothing_and_adding_again_works(se
 
 
 def test_an_expensive_question_is_bounded_before_it_reaches_the_encoder(answerer):
-    """The cost of a question grows with the tokens embedded and the places searched: a
-    1,000-character question gets at most 1.5 × max_embed_tokens tokens and four places."""
+    """The cost of a question grows with the tokens embedded, the characters LAC tags and the
+    places searched: a 1,000-character question gets at most 1.5 × max_embed_tokens tokens,
+    LAC_CHARS characters tagged and four places."""
+    from rag import question
     from rag.embedders import within_tokens
 
     r, cap = answerer.retriever, answerer.settings.max_embed_tokens
@@ -121,11 +123,15 @@ def test_an_expensive_question_is_bounded_before_it_reaches_the_encoder(answerer
     searches = []
     search = r.search
     r.search = lambda *a, **k: searches.append(k.get("filters")) or search(*a, **k)
+    tagged = []
+    lac = question._lac_tags
+    question._lac_tags = lambda text: tagged.append(text) or lac(text)
     try:
         r.clear_cache()
         answerer.ask(long_q)
     finally:
-        r.embedder.embed_queries, r.search = original, search
+        r.embedder.embed_queries, r.search, question._lac_tags = original, search, lac
+    assert tagged and max(map(len, tagged)) <= question.LAC_CHARS
     assert len(embedded) == 1  # once per request, whatever the places
     assert r.embedder.token_count(embedded[0]) <= cap * 1.5
     assert len([f for f in searches if f]) <= 4
