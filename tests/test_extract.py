@@ -19,10 +19,13 @@ def squashed(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def paragraphs(settings):
-    """Forty paragraphs of the journal, with one stated fact of a county no publication names."""
+    """Forty paragraphs of the journal, with one stated fact of a county no publication names,
+    and a jump: a paragraph continued (下转) on a later page, where it picks up (上接)."""
     text = (settings.corpus_dir / "luoyang-renda-2024-03.txt").read_text(encoding="utf-8")
     paras = [squashed(p) for p in text[20000:34000].split("\n") if len(p.strip()) > 30][:40]
     paras.insert(25, FACT)
+    paras[8] += "（下转第5页）"
+    paras[33] = "（上接第2页）" + paras[33]
     return paras
 
 
@@ -38,7 +41,8 @@ def test_a_two_column_pdf_reads_in_order_with_pages_and_without_running_heads(pd
     ex = extract(path)
     flat = squashed(ex.text)
     at = 0
-    for p in paragraphs:  # every paragraph whole, in the order printed: left column before right
+    for p in paragraphs:  # every paragraph whole, in the order printed (left column before right),
+        # the jump marks where they are printed
         found = flat.find(p, at)
         assert found >= 0, p[:30]
         at = found + len(p)
