@@ -11,6 +11,7 @@ import datetime
 import hmac
 import json
 import logging
+import re
 import sys
 import tempfile
 import threading
@@ -59,10 +60,14 @@ STATIC = Path(__file__).parent / "static"
 MAX_BODY = 16 * 1024
 
 
+MULTIPART_SLACK = 64 * 1024  # the form's boundaries and fields around a file of the limit's size
+
+
 def body_limit(method: str, path: str) -> int:
-    """16 KB for questions; an upload may be as large as the configured limit."""
-    if method == "POST" and path.rstrip("/") == "/documents":
-        return state.settings.max_upload_bytes if hasattr(state, "settings") else MAX_BODY
+    """16 KB for questions; an upload may be as large as the configured limit, when uploads are
+    on at all."""
+    if method == "POST" and path.rstrip("/") == "/documents" and hasattr(state, "settings") and _write_key():
+        return state.settings.max_upload_bytes + MULTIPART_SLACK
     return MAX_BODY
 
 
@@ -307,7 +312,9 @@ async def guard(request: Request, call_next):
     t0 = time.perf_counter()
     length = request.headers.get("content-length")
     limit = body_limit(request.method, request.url.path)
-    if length and length.isdigit() and int(length) > limit:
+    if (refused := _write_refused(request)) is not None:  # before a byte of an upload is read
+        response = refused
+    elif length and length.isdigit() and int(length) > limit:
         response = JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
     elif not _may_read(request):
         response = JSONResponse({"detail": "this server needs `Authorization: Bearer <key>` to read (RAG_READ_KEY)"},
@@ -462,6 +469,19 @@ def _may_read(request: Request) -> bool:
     return any(k and hmac.compare_digest(token, k.encode()) for k in (settings.read_key, _write_key()))
 
 
+def _write_refused(request: Request) -> JSONResponse | None:
+    path = request.url.path.rstrip("/")
+    writing = (request.method == "POST" and path == "/documents") or (
+        request.method == "DELETE" and path.startswith("/documents/") and path.count("/") == 2)
+    if not writing:  # other methods and paths get their own answer (405, 404)
+        return None
+    try:
+        _authorise(request)
+    except HTTPException as e:
+        return JSONResponse({"detail": e.detail}, status_code=e.status_code, headers=e.headers)
+    return None
+
+
 def _authorise(request: Request) -> None:
     key = _write_key()
     if key is None:
@@ -498,9 +518,11 @@ def upload(request: Request, file: Annotated[UploadFile, File(description="PDF, 
     settings = state.settings
     if date:
         try:
-            datetime.date.fromisoformat(date)
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
+                raise ValueError
+            date = datetime.date.fromisoformat(date).isoformat()
         except ValueError:
-            raise HTTPException(422, detail=f"date {date!r} is not of the form YYYY-MM-DD") from None
+            raise HTTPException(422, detail=f"date {date!r} is not a date of the form YYYY-MM-DD") from None
     flags = {"title": title, "date": date, "doc_type": doc_type, **_place_flags(place)}
     name = Path(file.filename or "upload").name
     with tempfile.TemporaryDirectory() as tmp:
@@ -511,11 +533,13 @@ def upload(request: Request, file: Annotated[UploadFile, File(description="PDF, 
         try:
             result = add_file(settings, path, flags, doc_name=name)
         except ExtractError as e:
-            raise HTTPException(415 if e.unsupported else 422, detail=f"{name}: {e.problem}") from None
+            raise HTTPException(e.status, detail=f"{name}: {e.problem}") from None
         except WriterBusy as e:
             raise HTTPException(409, detail=str(e)) from None
-        except (CorpusError, IndexError_) as e:  # a manifest or corpus check
-            raise HTTPException(422, detail=f"{name}: {e}") from None
+        except CorpusError as e:  # a manifest or corpus check; the problem, not the server's paths
+            raise HTTPException(422, detail=f"{name}: {e.problem}") from None
+        except IndexError_ as e:
+            raise HTTPException(409, detail=f"{name}: {e}") from None
     if result.status != "unchanged":
         _load(settings)  # served now by this worker; the others swap it in within reload_seconds
     log.info(json.dumps({"event": "document " + result.status, "doc_id": result.doc_id}, ensure_ascii=False))
@@ -532,7 +556,7 @@ def delete(request: Request, doc_id: str) -> dict:
         raise HTTPException(404, detail=f"no document {doc_id!r}")
     try:
         remove_document(settings, doc_id)
-    except WriterBusy as e:
+    except IndexError_ as e:  # another write holds the index (WriterBusy), or it cannot be read
         raise HTTPException(409, detail=str(e)) from None
     _load(settings)
     return {"removed": doc_id}

@@ -45,13 +45,22 @@ def files_in(paths: list[str | Path]) -> list[Path]:
     return out
 
 
-def doc_id_for(path: Path, digest: str) -> str:
-    """A file-name-safe id from the file's name (an all-Chinese name gets its hash instead)."""
+def doc_id_for(path: Path, digest: str, entries: list[dict]) -> str:
+    """A file-name-safe id from the file's name: its ASCII words, or the file's hash when the name
+    has none (洛阳市人大常委会2023年工作报告.pdf and 汝阳县…2023年工作报告.pdf must not both be
+    "2023"). An id already taken by a file of another name gets the hash appended: only a file of
+    the same name (a new version of it) replaces a document."""
     slug = re.sub(r"[^a-z0-9._-]+", "-", path.stem.lower()).strip("-._")
-    return slug[:80] if len(slug) >= 3 else f"doc-{digest[:12]}"
+    if not re.search(r"[a-z]{3}", slug):
+        slug = f"doc-{digest[:12]}"
+    taken = next((e for e in entries if e["doc_id"] == slug[:80]), None)
+    if taken is not None and taken.get("source_name") != path.name:
+        return f"{slug[:70]}-{digest[:8]}"
+    return slug[:80]
 
 
-def entry_for(ex: Extracted, doc_id: str, digest: str, suffix: str, flags: dict) -> tuple[dict, dict, list[str]]:
+def entry_for(ex: Extracted, doc_id: str, digest: str, suffix: str, flags: dict,
+              source_name: str = "") -> tuple[dict, dict, list[str]]:
     """The manifest entry: what the file states, overridden by the flags given."""
     date = flags.get("date") or ex.date
     year = flags.get("year") or (int(date[:4]) if date else None)
@@ -59,7 +68,7 @@ def entry_for(ex: Extracted, doc_id: str, digest: str, suffix: str, flags: dict)
     place = given if any(given.values()) else {k: ex.place.get(k) for k in ("province", "city", "county")}
     entry = {"doc_id": doc_id, "title": flags.get("title") or ex.title or doc_id, "publisher": flags.get("publisher") or "",
              "place": place, "year": year, "date": date, "doc_type": flags.get("doc_type") or ex.doc_type,
-             "issue": None, "original": f"{ORIGINALS}/{doc_id}{suffix}", "sha256": digest,
+             "issue": None, "original": f"{ORIGINALS}/{doc_id}{suffix}", "sha256": digest, "source_name": source_name,
              "pages": [list(p) for p in ex.pages] or None, "url": flags.get("url") or ex.url}
     detected = {k: v for k, v in (("title", ex.title), ("date", ex.date), ("doc_type", ex.doc_type),
                                   ("place", "".join(ex.place.get(k, "") for k in ("province", "city", "county"))),
@@ -82,46 +91,18 @@ def add_file(settings: Settings, path: Path, flags: dict, progress: bool = False
     if same is not None:
         return Added(str(path), same["doc_id"], "unchanged")
     name = Path(doc_name or path.name)
-    doc_id = flags.get("doc_id") or doc_id_for(name, digest)
+    doc_id = flags.get("doc_id") or doc_id_for(name, digest, entries)
     ex = extract(path, settings.max_upload_bytes, settings.max_upload_pages, settings.max_extract_seconds)
-    entry, detected, undetected = entry_for(ex, doc_id, digest, KIND_SUFFIX[ex.kind], flags)
-    old = next((e for e in entries if e["doc_id"] == doc_id), None)
-    replaced = old is not None
-    originals = settings.corpus_dir / ORIGINALS
-    originals.mkdir(parents=True, exist_ok=True)
+    entry, detected, undetected = entry_for(ex, doc_id, digest, KIND_SUFFIX[ex.kind], flags, name.name)
+    replaced = any(e["doc_id"] == doc_id for e in entries)
+    (settings.corpus_dir / ORIGINALS).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.corpus_dir.parent) as tmp:
         text_file = Path(tmp) / f"{doc_id}.txt"
-        text_file.write_text(ex.text.replace("\x00", ""), encoding="utf-8")
-        if old is not None:  # the changed file replaces its old version, which is kept until the new one is in
-            keep = _keep(settings, old, Path(tmp))
-            store.remove_document(settings, doc_id)
-        try:
-            shutil.copyfile(path, settings.corpus_dir / entry["original"])
-            stats = store.add_document(settings, text_file, entry, progress=progress)
-        except BaseException:
-            if old is not None:  # nothing lost: the old version goes back in
-                _restore(settings, old, keep)
-            raise
+        text_file.write_text(ex.text, encoding="utf-8")
+        # a new version is embedded before the old one is let go, both under the writer's lock
+        stats = store.add_document(settings, text_file, entry, progress=progress, replace=replaced)
+    shutil.copyfile(path, settings.corpus_dir / entry["original"])
     return Added(str(path), doc_id, "replaced" if replaced else "added", detected, undetected, chunks=stats["chunks"])
-
-
-def _keep(settings: Settings, entry: dict, folder: Path) -> dict[str, Path]:
-    """Copies of a document's text and original, to put back if its replacement fails."""
-    kept = {}
-    for key in ("file", "original"):
-        if entry.get(key) and (settings.corpus_dir / entry[key]).exists():
-            kept[key] = folder / f"old-{key}"
-            shutil.copyfile(settings.corpus_dir / entry[key], kept[key])
-    return kept
-
-
-def _restore(settings: Settings, entry: dict, kept: dict[str, Path]) -> None:
-    from . import store
-
-    if "original" in kept:
-        shutil.copyfile(kept["original"], settings.corpus_dir / entry["original"])
-    if "file" in kept:
-        store.add_document(settings, kept["file"], entry)
 
 
 def add_files(settings: Settings, paths: list[str | Path], flags: dict, progress: bool = False) -> list[Added]:

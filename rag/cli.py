@@ -101,6 +101,8 @@ def _check_add_flags(args, doc_id: str | None) -> None:
                          "and '-', starting with a letter or digit (it becomes corpus/<id>.txt)")
     if args.date:
         try:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.date):  # fromisoformat also takes 20230105
+                raise ValueError
             date = datetime.date.fromisoformat(args.date)
         except ValueError:
             raise ValueError(f"--date {args.date!r} is not a date of the form YYYY-MM-DD") from None

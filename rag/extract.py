@@ -13,6 +13,7 @@ told from the body), python-docx (MIT; paragraphs and tables in document order),
 
 from __future__ import annotations
 
+import datetime
 import io
 import re
 import time
@@ -42,18 +43,22 @@ PAGE_NUMBER = re.compile(r"^[-—\s]*(?:第\s*)?\d{1,4}(?:\s*页)?[-—\s]*$|^\d
 
 class ExtractError(Exception):
     """``unsupported``: the content is of a type that is not read at all (HTTP 415), not a
-    readable type that is broken (422)."""
+    readable type that is broken (422); ``too_large``: over a size limit (413)."""
 
-    def __init__(self, path: str | Path, problem: str, unsupported: bool = False):
+    def __init__(self, path: str | Path, problem: str, unsupported: bool = False, too_large: bool = False):
         super().__init__(f"{path}: {problem}")
-        self.path, self.problem, self.unsupported = str(path), problem, unsupported
+        self.path, self.problem, self.unsupported, self.too_large = str(path), problem, unsupported, too_large
+
+    @property
+    def status(self) -> int:
+        return 415 if self.unsupported else 413 if self.too_large else 422
 
 
 @dataclass
 class Extracted:
     text: str
     kind: str  # pdf | docx | html | text
-    pages: list[tuple[int, int]] = field(default_factory=list)  # page n+1 is text[start:end]
+    pages: list[tuple[int, int, int]] = field(default_factory=list)  # (start, end, printed page number)
     title: str | None = None
     date: str | None = None  # ISO
     doc_type: str | None = None
@@ -65,11 +70,12 @@ class Extracted:
         return page_at(self.pages, offset)
 
 
-def page_at(pages: list[tuple[int, int]] | list[list[int]], offset: int) -> int | None:
-    """The 1-based page holding character ``offset`` of the text (None without a page map)."""
-    for n, (start, end) in enumerate(pages, 1):
+def page_at(pages: list, offset: int) -> int | None:
+    """The printed page number holding character ``offset`` of the text (None without a page
+    map); a map of (start, end) pairs numbers its pages from 1."""
+    for n, (_start, end, *printed) in enumerate(pages, 1):
         if offset < end or n == len(pages):
-            return n if offset >= start or n > 1 else 1
+            return printed[0] if printed else n
     return None
 
 
@@ -85,6 +91,10 @@ def sniff(data: bytes, path: str | Path) -> str:
             raise ExtractError(path, "a damaged zip archive (a .docx is one)") from None
         if "word/document.xml" not in names:
             raise ExtractError(path, "a zip archive but not a Word document (no word/document.xml)", True)
+        unpacked = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
+        if unpacked > 20 * max(len(data), 1 << 20):
+            raise ExtractError(path, f"a Word document that unpacks to {unpacked} bytes (over 20× its size)",
+                               too_large=True)
         return "docx"
     if data.startswith(b"\xd0\xcf\x11\xe0"):
         raise ExtractError(path, "an old binary Word (.doc) file; save it as .docx", True)
@@ -94,7 +104,8 @@ def sniff(data: bytes, path: str | Path) -> str:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ExtractError(path, f"not PDF, Word, HTML or UTF-8 text (byte {e.start} is not UTF-8)", True) from None
+        raise ExtractError(path, f"not PDF, Word, HTML or UTF-8 text (byte {e.start} is not UTF-8; GBK text can be "
+                                 "converted with `iconv -f GBK -t UTF-8`)", True) from None
     return "text"
 
 
@@ -103,17 +114,21 @@ def extract(path: str | Path, max_bytes: int = MAX_BYTES, max_pages: int = MAX_P
     path = Path(path)
     size = path.stat().st_size
     if size > max_bytes:
-        raise ExtractError(path, f"{size} bytes; the limit is {max_bytes}")
+        raise ExtractError(path, f"{size} bytes; the limit is {max_bytes}", too_large=True)
     data = path.read_bytes()
     kind = sniff(data, path)
     limits = Limits(max_pages, time.monotonic() + max_seconds, max_seconds)
     out = {"pdf": _pdf, "docx": _docx, "html": _html, "text": _text}[kind](data, path, limits)
-    out.text = out.text.strip("\n") + "\n"
+    out.text = out.text.rstrip("\n") + "\n"  # not lstrip: the page map's offsets start at 0
+    if not out.pages:
+        out.text = out.text.replace("\x00", "")  # the corpus holds text, never a NUL
     if not out.text.strip():
         raise ExtractError(path, "no text in it")
     head = out.text[:2000]
-    if out.date is None and (m := LABELLED_DATE.search(out.text[:50000]) or DATE.search(head)):
-        out.date = f"{int(m[1]):04d}-{int(m[2]):02d}-{int(m[3]):02d}"
+    # a date the text labels as its own wins (a web page's metadata may only guess the year)
+    labelled = LABELLED_DATE.search(out.text[:50000])
+    if labelled or out.date is None:
+        out.date = _iso(labelled or DATE.search(head)) or out.date
     if out.doc_type is None:
         out.doc_type = ("journal_issue" if ISSUE.search(head) else "work_report" if "工作报告" in head[:300]
                         else "news_article")
@@ -121,6 +136,14 @@ def extract(path: str | Path, max_bytes: int = MAX_BYTES, max_pages: int = MAX_P
         out.title = next((ln.strip() for ln in out.text.splitlines() if len(ln.strip()) >= 4), None)
     out.place = detect_place(f"{out.title or ''}\n{head[:1200]}")
     return out
+
+
+def _iso(m: re.Match | None) -> str | None:
+    """The date a match names, if it is a real one (not 2023年2月30日)."""
+    try:
+        return datetime.date(int(m[1]), int(m[2]), int(m[3])).isoformat() if m else None
+    except ValueError:
+        return None
 
 
 ADMIN = re.compile(r"[\u4e00-\u9fff]{1,8}?(?:省|市|区|县|旗)")
@@ -150,6 +173,8 @@ def detect_place(text: str) -> dict:
 
 
 def _text(data: bytes, path: Path, limits: Limits) -> Extracted:
+    if b"\x00" in data:
+        raise ExtractError(path, "a binary file (it holds NUL bytes), not text", True)
     return Extracted(data.decode("utf-8").lstrip("\ufeff").replace("\r\n", "\n"), "text")
 
 
@@ -177,13 +202,21 @@ def _docx(data: bytes, path: Path, limits: Limits) -> Extracted:
 def _html(data: bytes, path: Path, limits: Limits) -> Extracted:
     import trafilatura
 
-    html = data.decode("utf-8", errors="replace")
+    html = data  # bytes: trafilatura reads the page's declared charset (GB2312 pages are common)
     text = trafilatura.extract(html, include_tables=True, include_comments=False, favor_recall=True)
     if not text or len(text.strip()) < 20:
         raise ExtractError(path, "a web page with no article text")
     meta = trafilatura.extract_metadata(html)
+    # a date the page labels (发布时间：2023年5月12日) often sits outside the article; it beats the
+    # metadata's guess, which may be only a year
+    charset = re.search(rb"charset=['\"]?([\w-]+)", data[:4096])
+    try:
+        page_text = data.decode(charset.group(1).decode() if charset else "utf-8", errors="replace")
+    except LookupError:
+        page_text = data.decode("utf-8", errors="replace")
+    labelled = _iso(LABELLED_DATE.search(re.sub(r"<[^>]+>", " ", page_text)))
     return Extracted(text, "html", title=(meta.title if meta else None) or None,
-                     date=(meta.date if meta else None) or None, doc_type="news_article",
+                     date=labelled or (meta.date if meta else None) or None, doc_type="news_article",
                      url=(meta.url if meta and (meta.url or "").startswith("http") else None))
 
 
@@ -226,12 +259,14 @@ def _pdf(data: bytes, path: Path, limits: Limits) -> Extracted:
     seen = Counter(shape(s) for head, _, foot in per_page for s in set(head + foot))
     drop = lambda s: bool(PAGE_NUMBER.match(s)) or (seen[shape(s)] >= 2 and len(per_page) > 1)  # noqa: E731
     text, spans, removed = "", [], 0
-    for head, body, foot in per_page:
+    for n, (head, body, foot) in enumerate(per_page, 1):
         lines = [s for s in head if not drop(s)] + body + [s for s in foot if not drop(s)]
         removed += len(head) + len(body) + len(foot) - len(lines)
         start = len(text)
         text += "\n".join(lines) + "\n"
-        spans.append((start, len(text)))
+        # the number printed on the page (a journal's pages run on from the issue before), else its place
+        printed = next((int(re.search(r"\d+", s).group(0)) for s in foot + head if PAGE_NUMBER.match(s)), n)
+        spans.append((start, len(text), printed))
     return Extracted(text, "pdf", pages=spans, removed=removed, title=title)
 
 
@@ -265,7 +300,7 @@ def _page_lines(page) -> tuple[list[str], list[str], list[str]]:
     """(header lines, body lines in reading order, footer lines) of one page."""
     height = float(page.height)
     top, bottom = height * MARGIN, height * (1 - MARGIN)
-    lines = [ln["text"].strip() for box in _columns(page)
+    lines = [ln["text"].strip().replace("\x00", "") for box in _columns(page)
              for ln in page.within_bbox(box).extract_text_lines(return_chars=False) if ln["text"].strip()]
     edge = [ln for ln in page.extract_text_lines(return_chars=False) if ln["text"].strip()]
     head = [ln["text"].strip() for ln in edge if ln["top"] < top]

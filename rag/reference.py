@@ -19,7 +19,7 @@ def reference(entry: dict, chunk: Chunk, pages: str | None = None) -> str:
     """``pages``: the article's (or the cited page's) printed pages, when known."""
     kind = entry.get("doc_type")
     body = entry.get("publisher") or _body(entry)
-    author = chunk.author or body
+    author = chunk.author or (body if body != UNKNOWN_BODY else "佚名")
     pages = pages or chunk.article_pages
     if kind == "journal_issue":
         journal = JOURNAL.search(entry.get("title", ""))
@@ -28,18 +28,21 @@ def reference(entry: dict, chunk: Chunk, pages: str | None = None) -> str:
         where = journal.group(1) if journal else entry["title"]
         year = issue.group(1) if issue else str(entry.get("year") or "")
         number = f"({int(issue.group(2))})" if issue else ""
-        return f"{author}. {_plain(title)}[J]. {where}, {year}{number}" + (f": {pages}." if pages else ".")
+        source = ", ".join(x for x in (where, f"{year}{number}") if x)
+        return f"{author}. {_plain(title)}[J]. {source}" + (f": {pages}." if pages else ".")
     if kind == "work_report":
         place = (entry.get("place") or {})
         town = place.get("county") or place.get("city") or place.get("province") or "[出版地不详]"
         year = entry.get("year") or (entry.get("date") or "")[:4]
-        tail = f"{town}: {body}, {year}" + (f": {pages}." if pages else ".")
+        tail = f"{town}: {body}" + (f", {year}" if year else "") + (f": {pages}." if pages else ".")
         # one committee's part of a joint report is cited as a contribution (析出文献, "//")
         part = PART.match(chunk.article or "")
         if part and part.group(1) != body:
             return f"{part.group(1)}. {_plain(part.group(2))}[R]//{body}. {_plain(entry['title'])}. {tail}"
         return f"{body}. {_plain(entry['title'])}[R]. {tail}"
-    parts = [f"{author}. {_plain(entry['title'])}[EB/OL]."]
+    # a web page [EB/OL]; a news item that came as a file, not a page, is "other" [Z]
+    online = bool(entry.get("url")) or str(entry.get("original", "")).endswith(".html") or not entry.get("original")
+    parts = [f"{author}. {_plain(entry['title'])}[{'EB/OL' if online else 'Z'}]."]
     # (published)[cited], then where it is
     parts.append(f"({entry['date']})[{datetime.date.today().isoformat()}]." if entry.get("date")
                  else f"[{datetime.date.today().isoformat()}].")
@@ -48,10 +51,13 @@ def reference(entry: dict, chunk: Chunk, pages: str | None = None) -> str:
     return " ".join(parts)
 
 
+UNKNOWN_BODY = "[出版者不详]"
+
+
 def _body(entry: dict) -> str:
     place = entry.get("place") or {}
     where = place.get("county") or place.get("city") or place.get("province")
-    return f"{where}人大常委会" if where else "[出版者不详]"
+    return f"{where}人大常委会" if where else UNKNOWN_BODY
 
 
 def _plain(title: str) -> str:

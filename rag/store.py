@@ -382,9 +382,10 @@ def remove_document(settings: Settings, doc_id: str) -> dict:
 
 
 @one_writer
-def add_document(settings: Settings, path: Path, entry: dict, progress: bool = False) -> dict:
+def add_document(settings: Settings, path: Path, entry: dict, progress: bool = False, replace: bool = False) -> dict:
     """Copy a file into the corpus (bytes unchanged), add its manifest entry, chunk and embed
-    only it, and append it to the index.
+    only it, and append it to the index. ``replace``: a document of that id is swapped for this
+    one under the same lock, its old chunks dropped only once the new ones are embedded.
 
     The slow part (embedding) runs before anything is written; then file, manifest and index
     follow each other within a second. If a crash still falls in that second, adding the same
@@ -396,13 +397,20 @@ def add_document(settings: Settings, path: Path, entry: dict, progress: bool = F
     text = read_text(path)
     target = settings.corpus_dir / f"{entry['doc_id']}.txt"
     index = load_index(settings, check_corpus=False)
-    half_added = (any(e["doc_id"] == entry["doc_id"] for e in entries) and target.exists()
+    kept_chunks, kept_vectors, kept_owner = index.chunks, index.vectors, index.owner
+    old = next((e for e in entries if e["doc_id"] == entry["doc_id"]), None) if replace else None
+    if old is not None:  # forget the old version here; nothing on disk changes before the embedding
+        entries = [e for e in entries if e is not old]
+        keep = [i for i, c in enumerate(index.chunks) if c.doc_id != entry["doc_id"]]
+        kept_vectors, kept_owner = _select(index.vectors, index.owner, keep)
+        kept_chunks = [index.chunks[i] for i in keep]
+    half_added = (old is None and any(e["doc_id"] == entry["doc_id"] for e in entries) and target.exists()
                   and target.read_bytes() == Path(path).read_bytes()
                   and not any(c.doc_id == entry["doc_id"] for c in index.chunks))
     if not half_added:
         if any(e["doc_id"] == entry["doc_id"] for e in entries):
             raise IndexError_(f"document {entry['doc_id']!r} is already in the corpus; remove it first")
-        if target.exists():
+        if target.exists() and old is None:
             raise CorpusError(target, "a file of that name is already in the corpus")
     entry = {**entry, "file": target.name}
     doc = document_from_entry(entry, text, target)
@@ -414,9 +422,11 @@ def add_document(settings: Settings, path: Path, entry: dict, progress: bool = F
     if not half_added:
         shutil.copyfile(path, target)
         _write_manifest(settings, entries + [entry])
-    chunks = index.chunks + new
-    vectors = np.vstack([index.vectors, vecs]) if len(texts) else index.vectors
-    owner = np.concatenate([index.owner, owner + len(index.chunks)])
+        if old is not None and old.get("original") and old.get("original") != entry.get("original"):
+            (settings.corpus_dir / old["original"]).unlink(missing_ok=True)
+    chunks = kept_chunks + new
+    vectors = np.vstack([kept_vectors, vecs]) if len(texts) else kept_vectors
+    owner = np.concatenate([kept_owner, owner + len(kept_chunks)])
     stats = _rewrite(settings, chunks, vectors, owner, index.manifest)
     stats["embedded"] = cache.misses
     stats["resumed"] = half_added

@@ -10,8 +10,10 @@ FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
 RUNNING_TITLE = "洛阳人大 2024年第3期"
 
 
-def two_column_pdf(path: Path, title: str, paragraphs: list[str], encrypt: str | None = None) -> list[int]:
-    """Writes the PDF; returns the page each paragraph starts on."""
+def two_column_pdf(path: Path, title: str, paragraphs: list[str], encrypt: str | None = None,
+                   first_page: int = 1) -> list[int]:
+    """Writes the PDF, its pages numbered from ``first_page`` (a journal issue's run on from the
+    issue before); returns the printed page each paragraph starts on."""
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle
     from reportlab.pdfbase import pdfmetrics
@@ -28,7 +30,7 @@ def two_column_pdf(path: Path, title: str, paragraphs: list[str], encrypt: str |
     def furniture(canvas, doc):
         canvas.setFont("WQY", 9)
         canvas.drawString(margin, height - 30, RUNNING_TITLE)
-        canvas.drawCentredString(width / 2, 25, str(doc.page))
+        canvas.drawCentredString(width / 2, 25, str(doc.page + first_page - 1))
 
     starts: dict[int, int] = {}
 
@@ -40,7 +42,7 @@ def two_column_pdf(path: Path, title: str, paragraphs: list[str], encrypt: str |
             return parts
 
         def draw(self):
-            starts.setdefault(self.paragraph_no, self.canv.getPageNumber())
+            starts.setdefault(self.paragraph_no, self.canv.getPageNumber() + first_page - 1)
             super().draw()
 
     doc = BaseDocTemplate(str(path), pagesize=A4, encrypt=encrypt, title=title)

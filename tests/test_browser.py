@@ -123,7 +123,7 @@ def test_staff_add_a_web_page_in_the_page_and_it_is_answered_from(server, tmp_pa
         page.goto(server)
         page.click("details#add summary")
         page.set_input_files("#file", str(news))
-        page.fill("#writekey", "wrong key")
+        page.fill("#writekey", "wrong-key")
         page.click("#upload button[type=submit]")
         page.wait_for_selector("#upload-result.error", timeout=30000)
         assert "密钥不对" in page.inner_text("#upload-result")

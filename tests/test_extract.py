@@ -32,7 +32,7 @@ def paragraphs(settings):
 @pytest.fixture(scope="module")
 def pdf(tmp_path_factory, paragraphs):
     path = tmp_path_factory.mktemp("pdf") / "qingshi-2025.pdf"
-    starts = two_column_pdf(path, TITLE, paragraphs)
+    starts = two_column_pdf(path, TITLE, paragraphs, first_page=21)  # printed pages 21, 22, …
     return path, starts
 
 
@@ -49,7 +49,7 @@ def test_a_two_column_pdf_reads_in_order_with_pages_and_without_running_heads(pd
     source = sum(len(p) for p in paragraphs) + len(TITLE)
     assert len(flat) >= 0.99 * source and len(flat) <= 1.01 * source
     assert RUNNING_TITLE.replace(" ", "") not in flat and ex.removed >= 2 * len(ex.pages)
-    assert len(ex.pages) == max(starts) > 2
+    assert len(ex.pages) == max(starts) - 20 > 2 and [p[2] for p in ex.pages][:2] == [21, 22]
     at = 0
     for p, page in zip(paragraphs, starts):  # each paragraph's first characters are on its page
         at = re.compile(r"\s*".join(map(re.escape, p[:10]))).search(ex.text, at).start()
@@ -81,6 +81,17 @@ def test_word_and_web_page_keep_title_date_and_article_only(tmp_path, paragraphs
     ex = extract(page)
     assert ex.kind == "html" and ex.title == "青石县人大代表视察加装电梯" and ex.date == "2025-06-18"
     assert all(p in squashed(ex.text) for p in paragraphs[:4]) and "网站地图" not in ex.text
+
+
+def test_a_gb2312_web_page_reads_in_its_charset_and_its_labelled_date_wins(tmp_path, paragraphs):
+    page = tmp_path / "old-site.htm"
+    body = "".join(f"<p>{p}</p>" for p in paragraphs[:3])
+    html = (f"<html><head><meta http-equiv='Content-Type' content='text/html; charset=gb2312'><title>代表视察</title>"
+            f"</head><body><div class='info'>发布时间：2023年5月12日</div><div class='content'>{body}</div></body></html>")
+    page.write_bytes(html.encode("gb18030"))
+    ex = extract(page)
+    assert all(p in squashed(ex.text) for p in paragraphs[:3]) and "\ufffd" not in ex.text
+    assert ex.date == "2023-05-12"
 
 
 def _scanned_pdf(path):
@@ -170,16 +181,38 @@ def test_a_changed_file_replaces_its_old_version_and_a_failed_replacement_keeps_
         "听取住建部门汇报" not in c.text for c in index.chunks)
 
     web_page(page, "青石县人大代表视察", "2025-06-20", ["第三版：代表们建议加快审批流程。"])
-    real_add = store.add_document
+    real_embed = store.EmbeddingCache.embed
 
-    def crash_once(settings, path, entry, progress=False):
-        if "第三版" in path.read_text(encoding="utf-8"):
+    def fail_on_the_third(self, embedder, texts, progress=False, on_progress=None):
+        if any("第三版" in t for t in texts):
             raise OSError("disk full")
-        return real_add(settings, path, entry, progress)
+        return real_embed(self, embedder, texts, progress, on_progress)
 
-    monkeypatch.setattr(store, "add_document", crash_once)
+    monkeypatch.setattr(store.EmbeddingCache, "embed", fail_on_the_third)
     failed = adding.add_files(corpus_copy, [page], {})[0]
     assert failed.status == "failed" and "disk full" in failed.problem
-    assert "86部" in (corpus_copy.corpus_dir / "qingshi-news.txt").read_text(encoding="utf-8")  # the old version is back
+    # the old version was never let go: the new one fails while it is embedded
+    assert "86部" in (corpus_copy.corpus_dir / "qingshi-news.txt").read_text(encoding="utf-8")
     assert any(e["doc_id"] == "qingshi-news" for e in load_manifest(corpus_copy.manifest_path))
     assert any(c.doc_id == "qingshi-news" for c in store.load_index(corpus_copy).chunks)
+
+
+def test_files_whose_names_differ_only_in_chinese_are_two_documents(corpus_copy, tmp_path):
+    from rag import adding, store
+
+    store.build_index(corpus_copy)
+    a, b = tmp_path / "洛阳市人大常委会2023年工作报告.txt", tmp_path / "汝阳县人大常委会2023年工作报告.txt"
+    a.write_text("洛阳市人大常委会2023年召开常委会会议12次。", encoding="utf-8")
+    b.write_text("汝阳县人大常委会2023年召开常委会会议9次。", encoding="utf-8")
+    results = adding.add_files(corpus_copy, [a, b], {})
+    assert [r.status for r in results] == ["added", "added"]
+    assert len({r.doc_id for r in results}) == 2 and all(r.doc_id.startswith("doc-") for r in results)
+    # a file of the same name is its new version; another file whose id would be the same is not
+    (tmp_path / "report.txt").write_text("第一份报告。", encoding="utf-8")
+    (tmp_path / "Report!.txt").write_text("另一份报告。", encoding="utf-8")
+    first = adding.add_files(corpus_copy, [tmp_path / "report.txt"], {})[0]
+    (tmp_path / "report.txt").write_text("第一份报告，修订版。", encoding="utf-8")
+    again = adding.add_files(corpus_copy, [tmp_path / "report.txt"], {})[0]
+    other = adding.add_files(corpus_copy, [tmp_path / "Report!.txt"], {})[0]
+    assert (first.doc_id, again.status, again.doc_id) == ("report", "replaced", "report")
+    assert other.status == "added" and other.doc_id.startswith("report-")

@@ -31,3 +31,12 @@ def test_a_web_page_with_its_date_and_address():
              "url": "http://www.lyrd.gov.cn/a/1.html"}
     ref = reference(entry, _chunk(doc_type="news_article"))
     assert ref.startswith("洛阳市人大常委会. 代表视察[EB/OL]. (2025-06-18)[") and ref.endswith("]. http://www.lyrd.gov.cn/a/1.html.")
+
+
+def test_missing_fields_leave_no_empty_punctuation():
+    entry = {"doc_type": "work_report", "title": "工作报告", "place": {}}
+    assert reference(entry, _chunk(doc_type="work_report", year=None)) == "[出版者不详]. 工作报告[R]. [出版地不详]: [出版者不详]."
+    journal = {"doc_type": "journal_issue", "title": "《洛阳人大》", "publisher": "洛阳市人大常委会"}
+    assert reference(journal, _chunk(article="题名")) == "洛阳市人大常委会. 题名[J]. 洛阳人大."
+    unknown = {"doc_type": "news_article", "title": "通讯", "original": "originals/x.pdf"}
+    assert reference(unknown, _chunk(doc_type="news_article")).startswith("佚名. 通讯[Z].")

@@ -52,6 +52,9 @@ def test_writes_need_the_key_and_are_off_without_one(client, report):
     from api.app import state
 
     assert _post(client, report[0], headers={}).status_code == 401
+    # refused before the body is read: a large upload without the key costs nothing
+    r = client.post("/documents", content=b"x" * 200_000, headers={"content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 401
     r = _post(client, report[0], headers={"Authorization": "Bearer wrong"})
     assert r.status_code == 401 and "Bearer" in r.json()["detail"] and r.headers["www-authenticate"] == "Bearer"
     assert client.delete("/documents/luolong-2025-xunli").status_code == 401
@@ -83,9 +86,10 @@ def test_uploads_are_refused_by_size_and_by_content_not_by_name(client, tmp_path
     state.settings = saved.replace(max_upload_bytes=2000)
     try:
         big = tmp_path / "big.txt"
-        big.write_text("人大" * 5000, encoding="utf-8")
-        r = _post(client, big)
-        assert r.status_code == 413
+        big.write_text("人大" * 5000, encoding="utf-8")  # 30 KB: over the limit, under the form's slack
+        assert _post(client, big).status_code == 413
+        big.write_text("人大" * 50000, encoding="utf-8")  # 300 KB: refused as it streams in
+        assert _post(client, big).status_code == 413
     finally:
         state.settings = saved
     names = {e["doc_id"] for e in client.get("/documents").json()["documents"]}
