@@ -7,11 +7,9 @@ leaves the server: errors are JSON with a message a person understands.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import hmac
 import json
 import logging
-import re
 import sys
 import tempfile
 import threading
@@ -31,7 +29,7 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from rag.adding import add_file
+from rag.adding import add_file, iso_date
 from rag.answer import Answerer
 from rag.config import Settings
 from rag.corpus import CorpusError, load_manifest
@@ -266,14 +264,14 @@ class BodyCap:
     """The body cap for every request, chunked or not: the body is counted as it streams in,
     so a 10 MB chunked upload is refused after 16 KB, not read and parsed."""
 
-    def __init__(self, app, limit: int = MAX_BODY):
-        self.app, self.limit = app, limit
+    def __init__(self, app):
+        self.app = app
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         received, exceeded, replaced = 0, False, False
-        limit = body_limit(scope.get("method", ""), scope.get("path", "")) if self.limit == MAX_BODY else self.limit
+        limit = body_limit(scope.get("method", ""), scope.get("path", ""))
         detail = json.dumps({"detail": f"request body over {limit} bytes"}).encode()
 
         async def capped_receive():
@@ -518,11 +516,9 @@ def upload(request: Request, file: Annotated[UploadFile, File(description="PDF, 
     settings = state.settings
     if date:
         try:
-            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
-                raise ValueError
-            date = datetime.date.fromisoformat(date).isoformat()
-        except ValueError:
-            raise HTTPException(422, detail=f"date {date!r} is not a date of the form YYYY-MM-DD") from None
+            date = iso_date(date).isoformat()
+        except ValueError as e:
+            raise HTTPException(422, detail=f"date {e}") from None
     flags = {"title": title, "date": date, "doc_type": doc_type, **_place_flags(place)}
     name = Path(file.filename or "upload").name
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,12 +2,13 @@
 citation's offsets refer to), the original kept in corpus/originals/ with its hash in the
 manifest, and the index updated for it alone.
 
-The same file again (same hash) is a no-op; a changed file under the same id replaces its old
+The same file again (same hash) is a no-op; a changed file of the same name replaces its old
 version. One file that cannot be read is reported by name and the others still go in.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import re
 import shutil
@@ -32,6 +33,16 @@ class Added:
     undetected: list[str] = field(default_factory=list)
     problem: str | None = None
     chunks: int = 0
+
+
+def iso_date(text: str) -> datetime.date:
+    """A date given as YYYY-MM-DD, and only so (fromisoformat also takes 20230105, 2023-W01-1)."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise ValueError(f"{text!r} is not a date of the form YYYY-MM-DD")
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date of the form YYYY-MM-DD") from None
 
 
 def files_in(paths: list[str | Path]) -> list[Path]:

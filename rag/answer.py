@@ -18,6 +18,7 @@ from . import lexical
 from .candidates import (
     ENUMERATION,
     SENTENCE,
+    UNSCORED,
     Candidate,
     eligible,
     featurise,
@@ -238,7 +239,7 @@ class Answerer:
             if hit.chunk.id in seen:
                 continue
             if isinstance(item, Candidate):
-                if span is None and item.p == 0.0 and item.near == -1e9:  # a passage none of whose sentences can answer
+                if span is None and item.p == 0.0 and item.near == UNSCORED:  # no sentence of this passage can answer
                     mine = by_chunk[hit.chunk.id]
                     self._rank_near(mine)
                     item = mine[0]

@@ -64,6 +64,9 @@ def _field_words(path: Path) -> dict[str, list[str]]:
 FIELD_WORDS = _field_words(Path(__file__).with_name("data") / "fields.tsv")
 
 
+UNSCORED = -1e9  # a candidate's ``near`` before the ranker has scored it
+
+
 @dataclass
 class Candidate:
     hit: Hit
@@ -75,7 +78,7 @@ class Candidate:
     label: str | None = None  # a masthead field's label (邮编)
     features: dict[str, float] = field(default_factory=dict)
     p: float = 0.0  # the ranker's probability that this candidate answers the question
-    near: float = -1e9  # the ranker's score, for one that cannot answer but shows what is nearby
+    near: float = UNSCORED  # the ranker's score, for one that cannot answer but shows what is nearby
 
     @property
     def sentence(self) -> str:

@@ -100,12 +100,12 @@ def _check_add_flags(args, doc_id: str | None) -> None:
         raise ValueError(f"--doc-id {doc_id!r} is not a valid id: use lower-case letters, digits, '.', '_' "
                          "and '-', starting with a letter or digit (it becomes corpus/<id>.txt)")
     if args.date:
+        from .adding import iso_date
+
         try:
-            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.date):  # fromisoformat also takes 20230105
-                raise ValueError
-            date = datetime.date.fromisoformat(args.date)
-        except ValueError:
-            raise ValueError(f"--date {args.date!r} is not a date of the form YYYY-MM-DD") from None
+            date = iso_date(args.date)
+        except ValueError as e:
+            raise ValueError(f"--date {e}") from None
         if args.year and args.year != date.year:
             raise ValueError(f"--year {args.year} does not agree with --date {args.date}")
     if args.year is not None and not 1949 <= args.year <= datetime.date.today().year + 1:

@@ -22,9 +22,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .reference import ISSUE
+
 MAX_BYTES = 50 * 1024 * 1024
 MAX_PAGES = 2000
 MAX_SECONDS = 300.0
+# a line this close to the top or bottom edge of a page is a header or footer candidate
+MARGIN = 0.05
+DATE = re.compile(r"((?:19|20)\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+# a date the publication labels as its own: a journal's 印刷日期 (in the masthead, often far in)
+LABELLED_DATE = re.compile(r"(?:印刷日期|出版日期|发布日期|发布时间|印发日期)\s*[:：]?\s*((?:19|20)\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+PAGE_NUMBER = re.compile(r"^[-—\s]*(?:第\s*)?\d{1,4}(?:\s*页)?[-—\s]*$|^\d{1,4}\s*/\s*\d{1,4}$")
 
 
 @dataclass(frozen=True)
@@ -32,13 +40,6 @@ class Limits:
     pages: int
     deadline: float  # time.monotonic() after which extraction stops
     seconds: float
-# a line this close to the top or bottom edge of a page is a header or footer candidate
-MARGIN = 0.05
-DATE = re.compile(r"((?:19|20)\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
-# a date the publication labels as its own: a journal's 印刷日期 (in the masthead, often far in)
-LABELLED_DATE = re.compile(r"(?:印刷日期|出版日期|发布日期|发布时间|印发日期)\s*[:：]?\s*((?:19|20)\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
-ISSUE = re.compile(r"(?:19|20)\d{2}年第\s*\d{1,2}\s*期")
-PAGE_NUMBER = re.compile(r"^[-—\s]*(?:第\s*)?\d{1,4}(?:\s*页)?[-—\s]*$|^\d{1,4}\s*/\s*\d{1,4}$")
 
 
 class ExtractError(Exception):
@@ -86,12 +87,12 @@ def sniff(data: bytes, path: str | Path) -> str:
         return "pdf"
     if data.startswith(b"PK\x03\x04"):
         try:
-            names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+            members = zipfile.ZipFile(io.BytesIO(data)).infolist()
         except zipfile.BadZipFile:
             raise ExtractError(path, "a damaged zip archive (a .docx is one)") from None
-        if "word/document.xml" not in names:
+        if not any(m.filename == "word/document.xml" for m in members):
             raise ExtractError(path, "a zip archive but not a Word document (no word/document.xml)", True)
-        unpacked = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
+        unpacked = sum(m.file_size for m in members)
         if unpacked > 20 * max(len(data), 1 << 20):
             raise ExtractError(path, f"a Word document that unpacks to {unpacked} bytes (over 20× its size)",
                                too_large=True)

@@ -80,6 +80,7 @@ class Ranker:
     def __post_init__(self):
         self._forest = Forest(**self.forest)
         self._held_out = {qid: i for i, fold in enumerate(self.folds) for qid in fold["ids"]}
+        self._fold_rankers: dict[int, Ranker] = {}  # built at first use: eval asks for each dev question
 
     def without(self, question_id: str) -> Ranker:
         """The ranker whose scorer was fitted without this question (itself when no fold holds it
@@ -87,7 +88,10 @@ class Ranker:
         i = self._held_out.get(question_id)
         if i is None:
             return self
-        return Ranker(self.features, self.folds[i]["forest"], self.calibration, self.threshold, self.info)
+        if i not in self._fold_rankers:
+            self._fold_rankers[i] = Ranker(self.features, self.folds[i]["forest"], self.calibration, self.threshold,
+                                           self.info)
+        return self._fold_rankers[i]
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         """Log-odds of each candidate of one question (the rows compete with each other)."""

@@ -12,7 +12,8 @@ from .schema import Chunk
 
 JOURNAL = re.compile(r"《([^》]+)》")
 PART = re.compile(r"^(\S{2,16}?人大常委会)\s*[：:]\s*(.+)$")
-ISSUE = re.compile(r"((?:19|20)\d{2})年第\s*(\d{1,2})\s*期")
+ISSUE = re.compile(r"((?:19|20)\d{2})年第\s*(\d{1,2})\s*期")  # 2024年第3期: also how `rag add` tells a journal
+UNKNOWN_BODY = "[出版者不详]"
 
 
 def reference(entry: dict, chunk: Chunk, pages: str | None = None) -> str:
@@ -31,8 +32,7 @@ def reference(entry: dict, chunk: Chunk, pages: str | None = None) -> str:
         source = ", ".join(x for x in (where, f"{year}{number}") if x)
         return f"{author}. {_plain(title)}[J]. {source}" + (f": {pages}." if pages else ".")
     if kind == "work_report":
-        place = (entry.get("place") or {})
-        town = place.get("county") or place.get("city") or place.get("province") or "[出版地不详]"
+        town = _where(entry) or "[出版地不详]"
         year = entry.get("year") or (entry.get("date") or "")[:4]
         tail = f"{town}: {body}" + (f", {year}" if year else "") + (f": {pages}." if pages else ".")
         # one committee's part of a joint report is cited as a contribution (析出文献, "//")
@@ -51,13 +51,14 @@ def reference(entry: dict, chunk: Chunk, pages: str | None = None) -> str:
     return " ".join(parts)
 
 
-UNKNOWN_BODY = "[出版者不详]"
+def _where(entry: dict) -> str | None:
+    """The most specific place of the publication."""
+    place = entry.get("place") or {}
+    return place.get("county") or place.get("city") or place.get("province")
 
 
 def _body(entry: dict) -> str:
-    place = entry.get("place") or {}
-    where = place.get("county") or place.get("city") or place.get("province")
-    return f"{where}人大常委会" if where else UNKNOWN_BODY
+    return f"{_where(entry)}人大常委会" if _where(entry) else UNKNOWN_BODY
 
 
 def _plain(title: str) -> str:

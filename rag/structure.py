@@ -250,15 +250,13 @@ def journal_sections(doc: Document) -> list[Section]:
 
 def _pages(found: list[TocEntry], k: int, own, continuations, continued_on: int | None):
     """(raw start, raw end, first page, last page) of an article's parts: its own pages run from
-    its TOC page to the page before the next article's (or to the page before its continuation
-    when that comes sooner); a continuation is on the page its 下转 mark names."""
+    its TOC page to the page before the next article's; a continuation is on the page its 下转
+    mark names."""
     first = found[k].page
     if first is None:
         return ()
     later = [e.page for e in found[k + 1:] if e.page is not None and e.page > first]
     last = max(first, min(later) - 1) if later else first
-    if continued_on is not None and continued_on > first:
-        last = min(last, continued_on - 1) if later and min(later) <= continued_on else last
     out = tuple((s, e, first, last) for s, e in own)
     if continued_on is not None:
         out += tuple((s, e, continued_on, continued_on) for s, e in continuations)
