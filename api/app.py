@@ -570,7 +570,8 @@ def healthz() -> dict:
         return JSONResponse(body, status_code=503)
     m = a.retriever.index.manifest
     return {"status": "ok", "chunks": len(a.retriever.index.chunks), "documents": m["counts"]["documents"],
-            "embedder": m["embedder"]["name"], "built_at": m["built_at"], "generation": state.generation,
+            "embedder": m["embedder"]["name"], "backend": a.retriever.backend.describe(),
+            "built_at": m["built_at"], "generation": state.generation,
             "ranker": {"sha256": file_digest(state.settings.ranker_path), "threshold": a.ranker.threshold},
             "stale": any("stale" in w for w in state.warnings), "warnings": state.warnings}
 

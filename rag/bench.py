@@ -79,6 +79,7 @@ def run_bench(settings: Settings, url: str | None = None, duration: float = 30.0
     answer_latency(settings, questions)
     answer_latency(settings, questions, threads=1)  # one worker of the default `rag serve` split
     long_question_cost(settings, questions)
+    milvus_latency(settings, questions)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory     {peak:7.0f} MB (RSS)")
     return 0
@@ -146,6 +147,27 @@ def _stages(settings: Settings, questions: list[str], label: str = "") -> None:
         parts = "  ".join(f"{k} {statistics.median(v):.1f}" for k, v in stages.items() if k != "total")
         print(f"ask ({name:<13}{label}) p50 {statistics.median(stages['total']):6.1f} ms   "
               f"p95 {_pct(stages['total'], .95):6.1f} ms   median per stage (ms): {parts}")
+
+
+def milvus_latency(settings: Settings, questions: list[str]) -> None:
+    """The same /ask stages with the search in a milvus-lite collection (rag/backends.py), built
+    from this index's cached vectors, beside the local backend's lines above."""
+    from . import store
+
+    try:
+        import pymilvus  # noqa: F401
+    except ImportError:
+        print("milvus          not measured: pymilvus is not installed")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        m = settings.replace(backend="milvus", index_dir=Path(tmp) / "index", milvus_uri=str(Path(tmp) / "milvus.db"))
+        if (settings.index_dir / "cache").exists():
+            shutil.copytree(settings.index_dir / "cache", m.index_dir / "cache")
+        t0 = time.perf_counter()
+        stats = store.build_index(m)
+        print(f"milvus-lite     build {time.perf_counter() - t0:.1f} s for {stats['dense_rows']} rows "
+              f"({stats['cached']} vectors from cache)")
+        _stages(m, questions, label=", milvus-lite")
 
 
 def long_question_cost(settings: Settings, questions: list[str]) -> None:

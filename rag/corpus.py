@@ -89,29 +89,34 @@ class LoadResult:
     errors: list[CorpusError]
 
 
-def load_corpus(corpus_dir: str | Path, skip_bad: bool = False) -> LoadResult:
-    """All documents of the manifest. Without ``skip_bad`` the first problem raises."""
+def listed_files(corpus_dir: str | Path, entries: list[dict]) -> tuple[list[tuple[dict, Path]], list[CorpusError]]:
+    """The manifest's entries with their files, and the problems of the listing itself: a corpus
+    file the manifest does not name, an entry without its file."""
     corpus_dir = Path(corpus_dir)
-    entries = load_manifest(corpus_dir / "manifest.json")
-    docs: list[Document] = []
-    errors: list[CorpusError] = []
-
-    def fail(err: CorpusError) -> None:
-        if not skip_bad:
-            raise err
-        errors.append(err)
-
     listed = {e["file"] for e in entries}
-    for f in sorted(corpus_dir.glob("*.txt")):
-        if f.name not in listed:
-            fail(CorpusError(f, "corpus file is not in manifest.json; add an entry for it"))
+    problems = [CorpusError(f, "corpus file is not in manifest.json; add an entry for it")
+                for f in sorted(corpus_dir.glob("*.txt")) if f.name not in listed]
+    present = []
     for entry in entries:
         path = corpus_dir / entry["file"]
-        if not path.exists():
-            fail(CorpusError(path, f"manifest entry {entry['doc_id']} has no file"))
-            continue
+        if path.exists():
+            present.append((entry, path))
+        else:
+            problems.append(CorpusError(path, f"manifest entry {entry['doc_id']} has no file"))
+    return present, problems
+
+
+def load_corpus(corpus_dir: str | Path, skip_bad: bool = False) -> LoadResult:
+    """All documents of the manifest. Without ``skip_bad`` the first problem raises."""
+    present, errors = listed_files(corpus_dir, load_manifest(Path(corpus_dir) / "manifest.json"))
+    if errors and not skip_bad:
+        raise errors[0]
+    docs: list[Document] = []
+    for entry, path in present:
         try:
             docs.append(document_from_entry(entry, read_text(path), path))
         except CorpusError as e:
-            fail(e)
+            if not skip_bad:
+                raise
+            errors.append(e)
     return LoadResult(docs, errors)

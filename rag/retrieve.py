@@ -1,5 +1,6 @@
-"""Hybrid retrieval: dense (FAISS) and lexical (BM25) lists fused by their normalised scores
-(or by reciprocal rank), with metadata filters and an optional cross-encoder reranking stage."""
+"""Hybrid retrieval: the question's embedding and BM25 terms, searched by the configured backend
+(rag/backends.py: FAISS + bm25s fused by normalised scores or reciprocal rank, or Milvus with
+its own rankers), with metadata filters and an optional cross-encoder reranking stage."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import threading
 
 import numpy as np
 
-from . import dense, lexical
+from .backends import FILTER_KEYS, SearchQuery, make_backend, place_matches
 from .config import Settings
 from .embedders import make_embedder, within_tokens
 from .glossary import expand_query, is_english
@@ -16,8 +17,6 @@ from .lru import LRU
 from .schema import Chunk, Hit
 from .store import Index, index_text, load_index
 from .tokenize import tokens
-
-FILTER_KEYS = ("doc_id", "doc_type", "place", "year")
 
 
 class QueryError(ValueError):
@@ -29,6 +28,9 @@ def validate_filters(filters: dict | None) -> dict:
     unknown = sorted(set(filters) - set(FILTER_KEYS))
     if unknown:
         raise QueryError(f"unknown filter {', '.join(unknown)}; allowed: {', '.join(FILTER_KEYS)}")
+    for key, value in filters.items():
+        if isinstance(value, str) and re.search(r"[\x00-\x1f\x7f]", value):
+            raise QueryError(f"filter {key} holds a control character")
     if "year" in filters:
         try:
             filters["year"] = int(filters["year"])
@@ -40,7 +42,7 @@ def validate_filters(filters: dict | None) -> dict:
 def matches(chunk: Chunk, filters: dict) -> bool:
     for key, want in filters.items():
         if key == "place":
-            if not any(want in p or p in want for p in chunk.places) and want not in chunk.place:
+            if not any(place_matches(want, p) for p in chunk.places) and want not in chunk.place:
                 return False
         elif getattr(chunk, key) != want:
             return False
@@ -48,32 +50,6 @@ def matches(chunk: Chunk, filters: dict) -> bool:
 
 
 FUSIONS = ("score", "rrf")
-
-
-def rrf(lists: list[tuple[list[int], float]], k: int) -> dict[int, float]:
-    """Reciprocal-rank fusion: sum of weight / (k + rank) over the lists a row appears in."""
-    fused: dict[int, float] = {}
-    for ids, weight in lists:
-        for rank, i in enumerate(ids, start=1):
-            fused[i] = fused.get(i, 0.0) + weight / (k + rank)
-    return fused
-
-
-def fuse_scores(lists: list[tuple[list[int], list[float], float]]) -> dict[int, float]:
-    """Score fusion: sum of weight * score / (the best score of its list).
-
-    Unlike RRF it keeps how far ahead a list's first is: a passage one retriever is sure of
-    and the other ranks 30th still reaches the top 5 (eval: recall@5 0.99 against 0.98 for
-    RRF, and the same for any dense share from 0.2 to 0.7; README).
-    """
-    fused: dict[int, float] = {}
-    for ids, scores, weight in lists:
-        top = max(scores, default=0.0)
-        if top <= 0:
-            continue
-        for i, s in zip(ids, scores):
-            fused[i] = fused.get(i, 0.0) + weight * max(s, 0.0) / top
-    return fused
 
 
 class Retriever:
@@ -89,8 +65,7 @@ class Retriever:
         self._lock = threading.Lock()
         self._vectors: LRU[np.ndarray] = LRU(settings.query_cache)
         self._tokens: LRU[list[str]] = LRU(settings.query_cache)
-        self._masks: LRU[np.ndarray] = LRU(32)
-        self._inverted: dict[str, dict[object, np.ndarray]] | None = None
+        self.backend = make_backend(settings, self.index)
 
     def clear_cache(self) -> None:
         self._vectors.clear()
@@ -117,43 +92,6 @@ class Retriever:
         cross-validated accuracy fell from 0.710 to 0.686, so repeats still count.)"""
         return self._tokens.get(text, lambda: tokens(text)[: self.settings.max_query_tokens])
 
-    def _allowed(self, filters: dict) -> np.ndarray | None:
-        """The chunks a filter allows, as a mask built from an inverted map of each field's
-        values (made once per index), not by testing every chunk per request; the last few
-        masks are kept, since the answer stage filters by the same places again and again."""
-        if not filters:
-            return None
-        key = tuple(sorted((k, str(v)) for k, v in filters.items()))
-        return self._masks.get(key, lambda: np.logical_and.reduce(
-            [self._field_mask(name, want) for name, want in filters.items()]))
-
-    def _field_mask(self, field_name: str, want) -> np.ndarray:
-        values = self._values()
-        rows: list[np.ndarray] = []
-        if field_name == "place":  # as ``matches``: either name inside the other, or in the chunk's place
-            rows += [ids for v, ids in values["places"].items() if want in v or v in want]
-            rows += [ids for v, ids in values["place"].items() if want in v]
-        else:
-            rows += [values[field_name].get(want, np.zeros(0, dtype=np.int64))]
-        mask = np.zeros(len(self.index.chunks), dtype=bool)
-        for ids in rows:
-            mask[ids] = True
-        return mask
-
-    def _values(self) -> dict[str, dict[object, np.ndarray]]:
-        """Field → value → positions of the chunks with it; one pass over the chunks, once."""
-        with self._lock:
-            if self._inverted is None:
-                acc: dict[str, dict[object, list[int]]] = {f: {} for f in (*FILTER_KEYS, "places")}
-                for i, c in enumerate(self.index.chunks):
-                    for f in FILTER_KEYS:
-                        acc[f].setdefault(getattr(c, f), []).append(i)
-                    for p in set(c.places):
-                        acc["places"].setdefault(p, []).append(i)
-                self._inverted = {f: {v: np.array(ids, dtype=np.int64) for v, ids in m.items()}
-                                  for f, m in acc.items()}
-            return self._inverted
-
     def search(self, query: str, k: int = 5, filters: dict | None = None,
                mode: str | None = None, extra_terms: tuple[str, ...] = ()) -> list[Hit]:
         """The k best passages. ``extra_terms`` join the BM25 query only (e.g. the Chinese form of
@@ -164,28 +102,14 @@ class Retriever:
         filters = validate_filters(filters)
         if not re.search(r"\w", query):
             return []  # only punctuation or emoji: nothing to search for
-        allowed = self._allowed(filters)
-        if allowed is not None and not allowed.any():
-            return []
         expanded = expand_query(query)
-        depth = max(self.settings.fusion_depth, k)
-        lists, sources = [], {}
-        if mode in ("hybrid", "dense"):
-            qvec = self.query_vector(query)
-            ids, scores = dense.search(self.index.faiss_index, qvec, depth, allowed, self.index.owner)
-            weight = self.settings.en_dense_weight if is_english(query) else self.settings.dense_weight
-            lists.append((ids, scores, weight))
-            sources["dense"] = dict(zip(ids, scores))
-        if mode in ("hybrid", "lexical"):
-            ids, scores = lexical.search(self.index.bm25, self.query_tokens(" ".join([expanded, *extra_terms])),
-                                         depth, allowed)
-            lists.append((ids, scores, self.settings.lexical_weight))
-            sources["lexical"] = dict(zip(ids, scores))
-        if self.settings.fusion == "rrf":
-            fused = rrf([(ids, weight) for ids, _, weight in lists], self.settings.rrf_k)
-        else:
-            fused = fuse_scores(lists)
-        order = sorted(fused, key=lambda i: -fused[i])
+        dense_weight = self.settings.en_dense_weight if is_english(query) else self.settings.dense_weight
+        ranked = self.backend.search(SearchQuery(
+            vector=self.query_vector(query) if mode in ("hybrid", "dense") else None,
+            tokens=self.query_tokens(" ".join([expanded, *extra_terms])) if mode in ("hybrid", "lexical") else [],
+            depth=max(self.settings.fusion_depth, k), filters=filters,
+            dense_weight=dense_weight, lexical_weight=self.settings.lexical_weight))
+        order, fused, sources = ranked.order, ranked.fused, ranked.sources
         if self.settings.reranker:
             order, scores = self._rerank(expanded, order[: max(self.settings.rerank_depth, k)])
             sources["rerank"] = dict(zip(order, scores))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dense, lexical
+from . import backends, dense, lexical
 from .chunking import sentence_windows
 from .config import Settings
 from .embedders import Embedder, make_embedder
@@ -117,25 +117,37 @@ class EmbeddingCache:
     def _files(self) -> list[Path]:
         return ([self.path] if self.path.exists() else []) + self._segments()
 
-    def embed(self, embedder: Embedder, texts: list[str], progress: bool = False, on_progress=None) -> np.ndarray:
+    def embed(self, embedder: Embedder, texts: list[str], progress: bool = False, on_progress=None,
+              stream=None) -> np.ndarray:
+        """The texts' vectors: the cached ones read, the others embedded and saved as they come.
+        ``stream`` (todo → iterator of (keys, vectors)) embeds elsewhere, e.g. a Ray pipeline
+        (rag/distributed.py); by default the embedder here, ``flush_every`` texts at a time."""
         if getattr(embedder, "cacheless", False):
             return embedder.embed_passages(texts, progress=progress)
         keys = [_text_key(t) for t in texts]
         todo = sorted({k: t for k, t in zip(keys, texts) if k not in self.vectors}.items())
         self.misses, self.hits = len(todo), len(keys) - sum(k not in self.vectors for k in keys)
-        for at in range(0, len(todo), self.flush_every):  # saved as it grows: a killed build resumes
-            block = todo[at:at + self.flush_every]
-            vecs = embedder.embed_passages([t for _, t in block], progress=progress)
-            for (k, _), v in zip(block, vecs):
+        done = 0
+        for block_keys, vecs in (stream or self._blocks(embedder, progress))(todo):
+            for k, v in zip(block_keys, vecs):
                 self.vectors[k] = v
-            self._append([k for k, _ in block], vecs)
+            self._append(list(block_keys), vecs)  # saved as it grows: a killed build resumes
+            done += len(block_keys)
             if on_progress:
-                on_progress(min(at + self.flush_every, len(todo)), len(todo))
+                on_progress(done, len(todo))
         if len(self._files()) > self.MAX_SEGMENTS:
             self.save()
         if not keys:
             return np.zeros((0, embedder.dim), dtype=np.float32)
         return np.vstack([self.vectors[k] for k in keys]).astype(np.float32)
+
+    def _blocks(self, embedder: Embedder, progress: bool):
+        def run(todo):
+            for at in range(0, len(todo), self.flush_every):
+                block = todo[at:at + self.flush_every]
+                yield [k for k, _ in block], embedder.embed_passages([t for _, t in block], progress=progress)
+
+        return run
 
     def _write(self, path: Path, keys: list[str], vecs: np.ndarray) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -221,18 +233,33 @@ def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: 
                                d.get("nprobe", 0)), tmp / "dense.faiss")
         if crash_after == "dense":  # for tests: simulate a crash mid-build
             raise RuntimeError("simulated crash during build")
-        lexical.save(lexical.build([tokens(index_text(c)) for c in chunks]), tmp / "bm25")
+        texts = [index_text(c) for c in chunks]
+        lexical.save(lexical.build([tokens(t) for t in texts]), tmp / "bm25")
+        manifest["backend"] = {"name": backends.LOCAL}
+        if settings.backend == backends.MILVUS:  # the searched rows go to a new collection too
+            manifest["backend"] = backends.write_collection(settings, chunks, vectors, owner, texts)
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
         cur = current_dir(settings)
+        before = _collection_of(cur)
         old = settings.index_dir / f"old-{os.getpid()}-{time.time_ns()}"
         if cur.exists():
             cur.rename(old)
         tmp.rename(cur)
         shutil.rmtree(old, ignore_errors=True)
+        if settings.backend == backends.MILVUS:
+            backends.drop_other_collections(settings, keep={manifest["backend"]["collection"], before})
         return cur
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _collection_of(index_dir: Path) -> str | None:
+    """The Milvus collection an index folder's manifest names, if any."""
+    try:
+        return json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))["backend"].get("collection")
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
 
 
 def clean_stale_builds(index_dir: Path) -> list[Path]:
@@ -285,25 +312,31 @@ def one_writer(fn):
 
 @one_writer
 def build_index(settings: Settings, progress: bool = False, skip_bad: bool = False,
-                crash_after: str | None = None, on_progress=None) -> dict:
-    """Corpus → chunks → vectors (cached) → FAISS + BM25 in ``index/current``. Returns stats."""
+                crash_after: str | None = None, on_progress=None, pipeline=None) -> dict:
+    """Corpus → chunks → vectors (cached) → FAISS + BM25 in ``index/current``. Returns stats.
+    ``pipeline`` (rag/distributed.py) reads, chunks and embeds on a Ray cluster instead of here."""
     t0 = time.perf_counter()
-    ingested = ingest(settings, skip_bad=skip_bad)
+    if pipeline is None:
+        ingested = ingest(settings, skip_bad=skip_bad)
+        chunks, documents, errors = ingested.chunks, len(ingested.documents), ingested.errors
+    else:
+        chunks, documents, errors = pipeline.ingest(skip_bad)
     embedder = make_embedder(settings)
     cache = EmbeddingCache(settings.index_dir / "cache", embedder.name, settings.embed_flush)
-    texts, owner = dense_rows(ingested.chunks, settings.dense_window_chars)
-    vectors = cache.embed(embedder, texts, progress=progress, on_progress=on_progress)
-    manifest = _manifest(settings, embedder, ingested.chunks, len(ingested.documents), len(texts))
-    _write(settings, ingested.chunks, vectors, owner, manifest, crash_after)
-    write_chunks(ingested.chunks, settings.index_dir / "chunks.jsonl")
+    texts, owner = dense_rows(chunks, settings.dense_window_chars)
+    vectors = cache.embed(embedder, texts, progress=progress and pipeline is None, on_progress=on_progress,
+                          stream=pipeline.stream if pipeline is not None else None)
+    manifest = _manifest(settings, embedder, chunks, documents, len(texts))
+    _write(settings, chunks, vectors, owner, manifest, crash_after)
+    write_chunks(chunks, settings.index_dir / "chunks.jsonl")
     return {
-        "chunks": len(ingested.chunks),
-        "documents": len(ingested.documents),
+        "chunks": len(chunks),
+        "documents": documents,
         "dense_rows": len(texts),
         "embedded": cache.misses,
         "cached": cache.hits,
         "seconds": time.perf_counter() - t0,
-        "errors": [str(e) for e in ingested.errors],
+        "errors": [str(e) for e in errors],
     }
 
 

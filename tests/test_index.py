@@ -114,7 +114,7 @@ def test_an_ivf_index_finds_what_the_exact_one_finds_with_and_without_a_filter(c
     got, _ = dense.search(index.faiss_index, q, 5, owner=index.owner)
     want, _ = dense.search(exact, q, 5, owner=index.owner)
     assert len(set(got) & set(want)) >= 4  # 64 cells here, 32 probed
-    allowed = r._allowed({"place": "洛阳"})
+    allowed = r.backend.allowed({"place": "洛阳"})
     got, _ = dense.search(index.faiss_index, q, 5, allowed, index.owner)
     assert got and all(allowed[i] for i in got)
 

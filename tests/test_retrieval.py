@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from rag import dense, store
+from rag.backends import fuse_scores, rrf
 from rag.chunking import sentence_windows
-from rag.retrieve import Retriever, fuse_scores, rrf
+from rag.retrieve import Retriever
 
 
 def test_sentence_windows_cover_the_chunk_in_whole_sentences():
@@ -136,13 +137,13 @@ def test_a_filter_mask_from_the_inverted_map_allows_exactly_the_chunks_that_matc
     cases += [{"place": "洛阳"}, {"place": "青石县"}, {"doc_id": c.doc_id}, {"doc_type": c.doc_type},
               {"year": c.year}, {"year": 1999}, {"doc_id": c.doc_id, "place": c.places[0] if c.places else "洛阳"}]
     for f in cases:
-        assert retriever._allowed(f).tolist() == [matches(ch, f) for ch in chunks], f
+        assert retriever.backend.allowed(f).tolist() == [matches(ch, f) for ch in chunks], f
 
 
 def test_a_filtered_dense_search_is_the_exact_top_k_among_the_allowed_chunks(retriever):
     index = retriever.index
     q = retriever.embedder.embed_queries(["代表联络站建了多少个"])[0]
-    allowed = retriever._allowed({"place": "营口"})
+    allowed = retriever.backend.allowed({"place": "营口"})
     assert 0 < allowed.sum() < len(allowed)
     ids, scores = dense.search(index.faiss_index, q, 8, allowed, index.owner)
     rows = index.vectors @ q
