@@ -283,15 +283,23 @@ def write_collection(settings: Settings, chunks: list[Chunk], vectors: np.ndarra
             client.insert(name, rows)
             if on_progress:
                 on_progress(min(lo + INSERT_BATCH, len(vectors)), len(vectors))
-        if not settings.milvus_is_lite and settings.milvus_replicas > 1:
-            client.release_collection(name)
-            client.load_collection(name, replica_number=settings.milvus_replicas)
+        _load(client, name, settings)
     except Exception:
         client.drop_collection(name)
         raise
     return {"name": MILVUS, "uri": settings.milvus_location, "collection": name, "rows": len(vectors),
             "index": idx["index_type"], "nprobe": idx["nprobe"], "shards": settings.milvus_shards,
             "replicas": settings.milvus_replicas}
+
+
+def _load(client, name: str, settings: Settings) -> None:
+    """Load a collection for search (milvus-lite 2.5 loads on create; 3.x and servers do not),
+    with the configured in-memory replicas on a server."""
+    from pymilvus.client.types import LoadState
+
+    if client.get_load_state(name).get("state") != LoadState.Loaded:
+        replicas = {} if settings.milvus_is_lite else {"replica_number": settings.milvus_replicas}
+        client.load_collection(name, **replicas)
 
 
 def drop_other_collections(settings: Settings, keep: set[str]) -> list[str]:
@@ -328,6 +336,7 @@ class MilvusSearch:
         if not self.client.has_collection(self.collection):
             raise BackendError(f"Milvus at {settings.milvus_location} has no collection {self.collection}; "
                                "run `rag index` to build it")
+        _load(self.client, self.collection, settings)
         rows = self.count()
         if rows != info.get("rows"):
             raise BackendError(f"Milvus collection {self.collection} holds {rows} rows, the index "

@@ -148,10 +148,23 @@ def _gap_warnings(groups: dict[str, dict]) -> list[str]:
     return out
 
 
+def evaluate(settings: Settings, questions: list[dict]) -> list[dict]:
+    """Each question asked as /ask does and scored; a dev question is answered by the ranker
+    that was fitted without it."""
+    from .answer import Answerer
+
+    answerer = Answerer(settings)
+    shipped = answerer.ranker
+    rows = []
+    for q in questions:
+        answerer.ranker = shipped.without(q["id"]) if shipped is not None else None
+        rows.append(score_question(q, answerer.ask(q["question"]), answerer.texts))
+    return rows
+
+
 def run_eval(settings: Settings, as_json: bool = False, mode: str | None = None,
              limit: int | None = None, gate: bool = True, failures: Path | None = None,
              split: str | None = None) -> int:
-    from .answer import Answerer
     from .store import build_index, index_status
 
     if mode:
@@ -160,13 +173,7 @@ def run_eval(settings: Settings, as_json: bool = False, mode: str | None = None,
         build_index(settings)
     questions = [q for q in load_questions(settings.eval_dir / "questions.jsonl")
                  if split is None or q["split"] == split][:limit]
-    answerer = Answerer(settings)
-    rows = []
-    shipped = answerer.ranker
-    for q in questions:  # a dev question is answered by the ranker that was fitted without it
-        answerer.ranker = shipped.without(q["id"]) if shipped is not None else None
-        rows.append(score_question(q, answerer.ask(q["question"]), answerer.texts))
-    answerer.ranker = shipped
+    rows = evaluate(settings, questions)
     groups = {"overall": aggregate(rows)}
     for key in ("split", "kind", "lang", "style"):
         by = defaultdict(list)

@@ -100,19 +100,29 @@ def test_a_filter_value_cannot_change_the_expression(milvus):
         r.search("人大常委会", k=5, filters={"doc_id": "x\n or 1 == 1"})
 
 
-def test_answers_through_milvus_are_those_of_the_local_backend(milvus, built):
+def test_an_answer_through_milvus_cites_the_exact_characters(milvus):
     from rag.answer import Answerer
 
-    on_milvus, on_local = Answerer(milvus), Answerer(built)
-    qs = _questions(milvus)
-    same = sum(on_milvus.ask(q).answer == on_local.ask(q).answer for q in qs)
-    assert same / len(qs) >= 0.85
-    a = on_milvus.ask("洛阳市老旧小区加装了多少部电梯？")
+    a = Answerer(milvus).ask("洛阳市老旧小区加装了多少部电梯？")
     assert a.found and all(c.quote == _file_text(milvus, c.doc_id)[c.start:c.end] for c in a.citations)
 
 
 def _file_text(settings, doc_id):
     return (settings.corpus_dir / f"{doc_id}.txt").read_text(encoding="utf-8")
+
+
+def test_the_eval_through_milvus_matches_the_local_backend(milvus, built):
+    """The issue's bar, on every eval question: recall@5 within 0.02 of the local backend's and
+    the same answer accuracy (within a question or two), on each split."""
+    from rag.evaluation import aggregate, evaluate
+
+    questions = load_questions(built.eval_dir / "questions.jsonl")
+    on_milvus, on_local = evaluate(milvus, questions), evaluate(built, questions)
+    for split in ("dev", "test"):
+        m = aggregate([r for r in on_milvus if r["split"] == split])
+        loc = aggregate([r for r in on_local if r["split"] == split])
+        assert m["recall@5"] >= loc["recall@5"] - 0.02, (split, m["recall@5"], loc["recall@5"])
+        assert abs(m["answer_accuracy"] - loc["answer_accuracy"]) <= 0.015, (split, m, loc)
 
 
 def test_removing_a_document_updates_the_collection_and_drops_old_generations(milvus):
@@ -144,3 +154,39 @@ def test_an_index_built_for_the_local_backend_is_not_searched_as_milvus(built):
 def test_field_values_resolve_a_place_to_the_names_chunks_go_by(local):
     names = FieldValues(local.index.chunks).place_names("营口")
     assert names and all("营口" in n or n in "营口" for n in names)
+
+
+def test_the_service_answers_over_milvus_lite_with_one_worker(corpus_copy):
+    """A real `rag serve` on loopback over a milvus-lite file: /healthz names the backend, /ask
+    answers with verifiable quotes; two workers on a lite file are refused with the reason."""
+    import subprocess
+    import sys
+
+    from tests.test_live import _get, _port, _post, _rag, _wait
+
+    env = {**os.environ, "RAG_BACKEND": "milvus"}
+    built = subprocess.run([sys.executable, "-m", "rag.cli", "--corpus-dir", str(corpus_copy.corpus_dir),
+                            "--index-dir", str(corpus_copy.index_dir), "index"], env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-2000:]
+    refused = subprocess.run([sys.executable, "-m", "rag.cli", "--index-dir", str(corpus_copy.index_dir),
+                              "serve", "--workers", "2"], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--workers 1" in refused.stderr
+    port = _port()
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "--corpus-dir", str(corpus_copy.corpus_dir),
+                             "--index-dir", str(corpus_copy.index_dir), "serve", "--port", str(port)],
+                            env=env, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        health = _wait(lambda: (lambda r: r[1] if r[0] == 200 else None)(_get(url + "/healthz")), 120)
+        assert health and health["backend"]["name"] == "milvus"
+        a = _post(url + "/ask", {"question": "洛阳市老旧小区加装了多少部电梯？"})
+        assert a["found"] and a["citations"]
+        text = (corpus_copy.corpus_dir / f"{a['citations'][0]['doc_id']}.txt").read_text(encoding="utf-8")
+        assert all(c["quote"] == text[c["start"]:c["end"]] for c in a["citations"] if c["doc_id"] == a["citations"][0]["doc_id"])
+        # a second writer cannot open the lite file the server holds: refused by name, not hung
+        busy = _rag(corpus_copy.replace(), "--backend", "milvus", "index")
+        assert busy.returncode != 0 and "milvus" in (busy.stderr + busy.stdout).lower()
+    finally:
+        proc.terminate()
+        proc.wait(15)
