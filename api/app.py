@@ -31,6 +31,7 @@ from starlette.routing import Match
 
 from rag.adding import add_file, iso_date
 from rag.answer import Answerer
+from rag.backends import BackendError
 from rag.config import Settings
 from rag.corpus import CorpusError, load_manifest
 from rag.embedders import limit_threads
@@ -367,6 +368,12 @@ async def http_error(request: Request, exc: StarletteHTTPException):
                           for m in r.methods})
         return JSONResponse({"detail": str(exc.detail)}, status_code=405, headers={"Allow": ", ".join(allowed)})
     return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+@app.exception_handler(BackendError)
+async def backend_down(request: Request, exc: BackendError):
+    """Milvus unreachable or failing: the service stays up and says so."""
+    return JSONResponse({"detail": f"search backend unavailable: {exc}"}, status_code=503)
 
 
 @app.exception_handler(QueryError)

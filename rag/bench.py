@@ -167,7 +167,12 @@ def milvus_latency(settings: Settings, questions: list[str]) -> None:
         stats = store.build_index(m)
         print(f"milvus-lite     build {time.perf_counter() - t0:.1f} s for {stats['dense_rows']} rows "
               f"({stats['cached']} vectors from cache)")
-        _stages(m, questions, label=", milvus-lite")
+        try:
+            _stages(m, questions, label=", milvus-lite")
+        finally:
+            from .backends import close_client
+
+            close_client(m)
 
 
 def long_question_cost(settings: Settings, questions: list[str]) -> None:

@@ -37,6 +37,8 @@ def cmd_index(args) -> int:
     from . import store
 
     s = _settings(args)
+    if args.ray is not None and (args.add or args.remove):
+        raise ValueError("--ray builds the whole index; --add and --remove change one document in this process")
     if args.remove:
         stats = store.remove_document(s, args.remove)
         print(f"removed {args.remove}: index now has {stats['chunks']} chunks of {stats['documents']} documents")

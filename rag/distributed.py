@@ -33,6 +33,9 @@ def _chunk_document(row: dict, settings: Settings) -> list[dict]:
 
     entry, path = json.loads(row["entry"]), row["path"]
     node = ray.get_runtime_context().get_node_id()
+    if not os.path.exists(path):  # the driver saw it: this node lacks the corpus, not the corpus the file
+        return [{"doc": row["doc"], "n": -2, "chunk": "", "error": f"not readable on node {node}: the corpus "
+                 "must be at the same path on every node (a shared filesystem)", "node": node}]
     try:
         doc = document_from_entry(entry, read_text(path), path)
     except CorpusError as e:
@@ -65,21 +68,26 @@ class RayPipeline:
     """A connection to Ray (a local one, or the cluster at ``address``) and the two stages."""
 
     def __init__(self, settings: Settings, address: str | None = None, progress: bool = False):
-        import ray
-        from ray.data import DataContext
-
-        self.settings = settings
-        self.started = not ray.is_initialized()
+        self.settings, self.address, self.progress = settings, address, progress
+        self.started = False
         # a local Ray writes ~/.ray/auth_token, and a token there makes every later `ray start
         # --address` on this machine fail to join its head ("InvalidAuthToken"): ours goes at close
         self.token = Path.home() / ".ray" / "auth_token"
         self.token_was_there = self.token.exists()
-        if self.started:
-            kwargs = {"address": address} if address else {"address": "local", "num_cpus": os.cpu_count() or 1}
-            ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
-        DataContext.get_current().enable_progress_bars = progress
-        self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.cpus = 1
         self.nodes: dict[str, set[str]] = {"chunk": set(), "embed": set()}
+
+    def open(self) -> None:
+        import ray
+        from ray.data import DataContext
+
+        if not ray.is_initialized():
+            kwargs = ({"address": self.address} if self.address
+                      else {"address": "local", "num_cpus": os.cpu_count() or 1})
+            self.started = True  # before init: a failing init still gets its shutdown
+            ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
+        DataContext.get_current().enable_progress_bars = self.progress
+        self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def close(self) -> None:
         import ray
@@ -97,7 +105,7 @@ class RayPipeline:
         present, errors = listed_files(self.settings.corpus_dir, load_manifest(self.settings.manifest_path))
         if errors and not skip_bad:
             raise errors[0]
-        rows = [{"doc": i, "entry": json.dumps(e, ensure_ascii=False), "path": str(p)}
+        rows = [{"doc": i, "entry": json.dumps(e, ensure_ascii=False), "path": str(Path(p).resolve())}
                 for i, (e, p) in enumerate(present)]
         out = (ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
                .flat_map(_chunk_document, fn_kwargs={"settings": self.settings}).take_all()) if rows else []
@@ -107,7 +115,7 @@ class RayPipeline:
         for r in out:
             if r["error"]:
                 err = CorpusError(present[r["doc"]][1], r["error"])
-                if not skip_bad:
+                if not skip_bad or r["n"] == -2:  # a node without the corpus fails the build, skipped or not
                     raise err
                 errors.append(err)
                 continue
@@ -138,6 +146,7 @@ class RayPipeline:
 def ray_pipeline(settings: Settings, address: str | None = None, progress: bool = False):
     pipeline = RayPipeline(settings, address, progress)
     try:
+        pipeline.open()
         yield pipeline
     finally:
         pipeline.close()

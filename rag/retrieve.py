@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from .backends import FILTER_KEYS, SearchQuery, make_backend, place_matches
+from .backends import CONTROL, FILTER_KEYS, SearchQuery, make_backend, place_matches
 from .config import Settings
 from .embedders import make_embedder, within_tokens
 from .glossary import expand_query, is_english
@@ -29,13 +29,20 @@ def validate_filters(filters: dict | None) -> dict:
     if unknown:
         raise QueryError(f"unknown filter {', '.join(unknown)}; allowed: {', '.join(FILTER_KEYS)}")
     for key, value in filters.items():
-        if isinstance(value, str) and re.search(r"[\x00-\x1f\x7f]", value):
+        if isinstance(value, str) and CONTROL.search(value):
             raise QueryError(f"filter {key} holds a control character")
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise QueryError(f"filter {key} is not valid Unicode") from None
     if "year" in filters:
         try:
             filters["year"] = int(filters["year"])
         except (TypeError, ValueError):
             raise QueryError(f"filter year must be a number, got {filters['year']!r}") from None
+        if filters["year"] < 1:
+            raise QueryError(f"filter year must be a year, got {filters['year']}")
     return filters
 
 

@@ -12,6 +12,7 @@ import fcntl
 import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -29,6 +30,8 @@ from .ingest import ingest, read_chunks, write_chunks
 from .ranker import file_digest
 from .schema import Chunk
 from .tokenize import tokens
+
+log = logging.getLogger(__name__)
 
 FORMAT = 3  # bump when the on-disk layout or the chunk/index text changes
 CHUNKER_VERSION = 1
@@ -237,7 +240,7 @@ def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: 
         lexical.save(lexical.build([tokens(t) for t in texts]), tmp / "bm25")
         manifest["backend"] = {"name": backends.LOCAL}
         if settings.backend == backends.MILVUS:  # the searched rows go to a new collection too
-            manifest["backend"] = backends.write_collection(settings, chunks, vectors, owner, texts)
+            manifest["backend"] = backends.write_collection(settings, chunks, vectors, owner, texts, d)
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
         cur = current_dir(settings)
         before = _collection_of(cur)
@@ -247,7 +250,10 @@ def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: 
         tmp.rename(cur)
         shutil.rmtree(old, ignore_errors=True)
         if settings.backend == backends.MILVUS:
-            backends.drop_other_collections(settings, keep={manifest["backend"]["collection"], before})
+            try:  # the new generation is live: failing to tidy up is a warning, not a failed build
+                backends.drop_other_collections(settings, keep={manifest["backend"]["collection"], before})
+            except Exception as e:
+                log.warning("old Milvus collections not dropped (the next build retries): %s", e)
         return cur
     finally:
         if tmp.exists():
@@ -375,11 +381,13 @@ def load_index(settings: Settings, check_corpus: bool = True) -> Index:
         # a Python call on every row read
         vectors = np.asarray(np.load(cur / "vectors.npy", mmap_mode="r"))
         owner = np.load(cur / "owner.npy")
-        faiss_index = dense.load(cur / "dense.faiss")
+        # with Milvus searching, the FAISS file is not read: each worker would hold the vectors twice
+        faiss_index = dense.load(cur / "dense.faiss") if settings.backend != backends.MILVUS else None
         bm25 = lexical.load(cur / "bm25")
     except Exception as e:
         raise IndexError_(f"index in {cur} is corrupt ({type(e).__name__}: {e}); {hint}") from None
-    consistent = (len(chunks) == bm25.scores["num_docs"] and len(owner) == faiss_index.ntotal == len(vectors)
+    rows = len(vectors) if faiss_index is None else faiss_index.ntotal
+    consistent = (len(chunks) == bm25.scores["num_docs"] and len(owner) == rows == len(vectors)
                   and np.array_equal(np.unique(owner), np.arange(len(chunks))))
     if not consistent:
         raise IndexError_(f"index in {cur} is inconsistent (counts differ); {hint}")
@@ -403,6 +411,7 @@ def remove_document(settings: Settings, doc_id: str) -> dict:
     entries = load_manifest(settings.manifest_path)
     if not any(e["doc_id"] == doc_id for e in entries):
         raise IndexError_(f"no document {doc_id!r} in {settings.manifest_path}")
+    _reach_backend(settings)
     index = load_index(settings, check_corpus=False)  # also after a crash mid-add
     entry = next(e for e in entries if e["doc_id"] == doc_id)
     _write_manifest(settings, [e for e in entries if e["doc_id"] != doc_id])
@@ -428,6 +437,7 @@ def add_document(settings: Settings, path: Path, entry: dict, progress: bool = F
 
     entries = load_manifest(settings.manifest_path)
     text = read_text(path)
+    _reach_backend(settings)
     target = settings.corpus_dir / f"{entry['doc_id']}.txt"
     index = load_index(settings, check_corpus=False)
     kept_chunks, kept_vectors, kept_owner = index.chunks, index.vectors, index.owner
@@ -464,6 +474,13 @@ def add_document(settings: Settings, path: Path, entry: dict, progress: bool = F
     stats["embedded"] = cache.misses
     stats["resumed"] = half_added
     return stats
+
+
+def _reach_backend(settings: Settings) -> None:
+    """Open the search backend before the corpus changes: a Milvus that cannot be reached (or a
+    milvus-lite file another process holds) refuses an add or remove before anything is written."""
+    if settings.backend == backends.MILVUS:
+        backends.milvus_client(settings)
 
 
 def _rewrite(settings: Settings, chunks, vectors, owner, old_manifest: dict) -> dict:

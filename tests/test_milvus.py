@@ -127,14 +127,17 @@ def test_the_eval_through_milvus_matches_the_local_backend(milvus, built):
 
 def test_removing_a_document_updates_the_collection_and_drops_old_generations(milvus):
     before = Retriever(milvus).backend.collection
+    client = milvus_client(milvus)
+    stray = f"{milvus.milvus_collection}_123"  # as a build that crashed long ago leaves one
+    client.create_collection(stray, dimension=4)
     remove_document(milvus, "xinan-2023-xunli")
     r = Retriever(milvus)
     manifest = json.loads((current_dir(milvus) / "manifest.json").read_text(encoding="utf-8"))
     assert r.backend.collection != before and r.backend.count() == manifest["counts"]["dense_rows"]
     assert not any(h.chunk.doc_id == "xinan-2023-xunli" for h in r.search("新安县人大常委会", k=10))
-    client = milvus_client(milvus)
     ours = [c for c in client.list_collections() if c.startswith(milvus.milvus_collection + "_")]
     assert sorted(ours) == sorted({before, r.backend.collection})  # this generation and the one before
+    assert backends.drop_other_collections(milvus, keep={r.backend.collection}, grace_seconds=0) == [before]
 
 
 def test_a_collection_out_of_step_with_the_index_is_refused_with_the_fix(milvus):
@@ -162,9 +165,10 @@ def test_the_service_answers_over_milvus_lite_with_one_worker(corpus_copy):
     import subprocess
     import sys
 
-    from tests.test_live import _get, _port, _post, _rag, _wait
+    from tests.test_live import _get, _port, _post, _wait
 
-    env = {**os.environ, "RAG_BACKEND": "milvus"}
+    env = {**os.environ, "RAG_BACKEND": "milvus", "RAG_MILVUS_URI": str(corpus_copy.index_dir / "live.db"),
+           "RAG_MILVUS_COLLECTION": "renda_qa_live_test"}
     built = subprocess.run([sys.executable, "-m", "rag.cli", "--corpus-dir", str(corpus_copy.corpus_dir),
                             "--index-dir", str(corpus_copy.index_dir), "index"], env=env, capture_output=True,
                            text=True, timeout=600)
@@ -185,8 +189,11 @@ def test_the_service_answers_over_milvus_lite_with_one_worker(corpus_copy):
         text = (corpus_copy.corpus_dir / f"{a['citations'][0]['doc_id']}.txt").read_text(encoding="utf-8")
         assert all(c["quote"] == text[c["start"]:c["end"]] for c in a["citations"] if c["doc_id"] == a["citations"][0]["doc_id"])
         # a second writer cannot open the lite file the server holds: refused by name, not hung
-        busy = _rag(corpus_copy.replace(), "--backend", "milvus", "index")
-        assert busy.returncode != 0 and "milvus" in (busy.stderr + busy.stdout).lower()
+        busy = subprocess.run([sys.executable, "-m", "rag.cli", "--corpus-dir", str(corpus_copy.corpus_dir),
+                               "--index-dir", str(corpus_copy.index_dir), "index", "--remove", "xinan-2023-xunli"],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert busy.returncode == 2 and "cannot open Milvus" in busy.stderr, busy.stderr[-2000:]
+        assert (corpus_copy.corpus_dir / "xinan-2023-xunli.txt").exists()  # refused before anything changed
     finally:
         proc.terminate()
         proc.wait(15)
