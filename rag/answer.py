@@ -61,6 +61,7 @@ class Answerer:
         self.row_start = np.searchsorted(index.owner, np.arange(len(index.chunks) + 1))
         self.places = self._gazetteer(index.chunks)
         self.years = {c.year for c in index.chunks if c.year}
+        self.mentioned_years = {int(y) for t in self.texts.values() for y in re.findall(r"((?:19|20)\d\d)年", t)}
         broader: dict[str, set[str]] = {}
         for c in index.chunks:
             for i, p in enumerate(c.places):
@@ -169,7 +170,7 @@ class Answerer:
         if q.unknown_places:
             names = "、".join(dict.fromkeys(q.unknown_places))
             return False, f"出版物中没有关于{names}的内容。", nearest
-        missing = [y for y in q.years if y not in self.years]
+        missing = [y for y in q.years if y not in self.years and y not in self.mentioned_years]
         if missing:
             have = "、".join(str(y) for y in sorted(self.years))
             return (False, f"出版物中没有{'、'.join(map(str, missing))}年的相关内容；语料只涵盖{have}年。", nearest)
