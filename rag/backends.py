@@ -133,8 +133,6 @@ class FieldValues:
 class LocalSearch:
     """FAISS (dense windows, a chunk scores as its best window) and bm25s, fused in process."""
 
-    name = LOCAL
-
     def __init__(self, settings: Settings, index):
         self.settings = settings
         self.index = index
@@ -365,8 +363,6 @@ def drop_other_collections(settings: Settings, keep: set[str], grace_seconds: fl
 class MilvusSearch:
     """Search in Milvus: a dense request and a BM25 request over the same rows (filters as
     Milvus expressions), each chunk counted once, as its best window."""
-
-    name = MILVUS
 
     def __init__(self, settings: Settings, index):
         info = index.manifest.get("backend", {})
