@@ -57,7 +57,7 @@ class Answerer:
         index = self.retriever.index
         self.texts = {d.doc_id: d.text for d in load_corpus(settings.corpus_dir, skip_bad=True).documents}
         self.entries = {e["doc_id"]: e for e in load_manifest(settings.manifest_path)}
-        self.positions = {c.id: i for i, c in enumerate(index.chunks)}
+        self.positions = index.positions
         self.row_start = np.searchsorted(index.owner, np.arange(len(index.chunks) + 1))
         self.places = self._gazetteer(index.chunks)
         self.years = {c.year for c in index.chunks if c.year}

@@ -289,6 +289,8 @@ def _too_big(c: Chunk, text: str) -> str | None:
     if len(c.places) > LIMITS["places"]:
         return f"it has {len(c.places)} place names (Milvus field limit {LIMITS['places']})"
     return None
+
+
 WINDOWS_PER_CHUNK = 4  # rows asked per chunk wanted, when Milvus's ranker fuses rows (2.7 on average)
 
 
@@ -386,7 +388,7 @@ class MilvusSearch:
         if rows != info.get("rows"):
             raise BackendError(f"Milvus collection {self.collection} holds {rows} rows, the index "
                                f"{info.get('rows')}; run `rag index` to rebuild it")
-        self.positions = {c.id: i for i, c in enumerate(index.chunks)}
+        self.positions = index.positions
         self.fields = FieldValues(index.chunks)
 
     def count(self) -> int:

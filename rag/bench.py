@@ -153,6 +153,7 @@ def milvus_latency(settings: Settings, questions: list[str]) -> None:
     """The same /ask stages with the search in a milvus-lite collection (rag/backends.py), built
     from this index's cached vectors, beside the local backend's lines above."""
     from . import store
+    from .backends import close_client
 
     try:
         import pymilvus  # noqa: F401
@@ -170,8 +171,6 @@ def milvus_latency(settings: Settings, questions: list[str]) -> None:
         try:
             _stages(m, questions, label=", milvus-lite")
         finally:
-            from .backends import close_client
-
             close_client(m)
 
 

@@ -33,18 +33,20 @@ def _chunk_document(row: dict, settings: Settings) -> list[dict]:
 
     entry, path = json.loads(row["entry"]), row["path"]
     node = ray.get_runtime_context().get_node_id()
-    if not os.path.exists(path):  # the driver saw it: this node lacks the corpus, not the corpus the file
-        return [{"doc": row["doc"], "n": -2, "chunk": "", "error": f"not readable on node {node}: the corpus "
-                 "must be at the same path on every node (a shared filesystem)", "node": node}]
+    def row_of(n: int = -1, chunk: str = "", error: str = "", fatal: bool = False) -> dict:
+        return {"doc": row["doc"], "n": n, "chunk": chunk, "error": error, "fatal": fatal, "node": node}
+
+    if not os.path.exists(path):  # the driver saw the file: this node lacks the corpus, not the corpus the file
+        return [row_of(error=f"not readable on node {node}: the corpus must be at the same path on every "
+                             "node (a shared filesystem)", fatal=True)]
     try:
         doc = document_from_entry(entry, read_text(path), path)
     except CorpusError as e:
-        return [{"doc": row["doc"], "n": -1, "chunk": "", "error": e.problem, "node": node}]
+        return [row_of(error=e.problem)]
     chunks = chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
     if not chunks:  # still a document of the corpus
-        return [{"doc": row["doc"], "n": -1, "chunk": "", "error": "", "node": node}]
-    return [{"doc": row["doc"], "n": n, "chunk": json.dumps(c.to_json(), ensure_ascii=False), "error": "",
-             "node": node} for n, c in enumerate(chunks)]
+        return [row_of()]
+    return [row_of(n, json.dumps(c.to_json(), ensure_ascii=False)) for n, c in enumerate(chunks)]
 
 
 class _Embed:
@@ -115,7 +117,7 @@ class RayPipeline:
         for r in out:
             if r["error"]:
                 err = CorpusError(present[r["doc"]][1], r["error"])
-                if not skip_bad or r["n"] == -2:  # a node without the corpus fails the build, skipped or not
+                if not skip_bad or r["fatal"]:  # a node without the corpus fails the build, skipped or not
                     raise err
                 errors.append(err)
                 continue

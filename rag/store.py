@@ -182,6 +182,12 @@ class Index:
     bm25: object
     manifest: dict
 
+    @functools.cached_property
+    def positions(self) -> dict[str, int]:
+        """Chunk id → its position, made once per loaded index for whoever maps ids back (the
+        answer stage, Milvus hits)."""
+        return {c.id: i for i, c in enumerate(self.chunks)}
+
 
 def current_dir(settings: Settings) -> Path:
     return settings.index_dir / "current"
