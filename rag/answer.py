@@ -67,7 +67,8 @@ class Answerer:
             for i, p in enumerate(c.places):
                 broader.setdefault(p, set()).update(c.places[i + 1:])
         self.vocab = Vocabulary(lexical.document_frequencies(index.bm25), len(index.chunks), self.places,
-                                [c.text for c in index.chunks], lexical.postings(index.bm25), broader)
+                                [c.text for c in index.chunks], lexical.postings(index.bm25), broader,
+                                index.pinyin)
         path = settings.ranker_path or DEFAULT_PATH
         self.ranker = ranker or (Ranker.load(path) if load_ranker else None)
         self._norms: LRU[NormText] = LRU(4096)  # passages' normalised text

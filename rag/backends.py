@@ -153,7 +153,8 @@ class LocalSearch:
             return Ranked([], {})
         lists = []
         if q.vector is not None:
-            lists.append(("dense", *dense.search(self.index.faiss_index, q.vector, q.depth, allowed, self.index.owner),
+            lists.append(("dense", *dense.search(self.index.faiss_index, q.vector, q.depth, allowed, self.index.owner,
+                                                   self.index.vectors),
                           q.dense_weight))
         if q.tokens:
             lists.append(("lexical", *lexical.search(self.index.bm25, q.tokens, q.depth, allowed), q.lexical_weight))

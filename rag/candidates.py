@@ -195,6 +195,7 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
     topical = list(focus_w) or list(q.terms)  # the words besides places and years
     titles = [squash(t) for t in re.findall(r"《([^》]{4,})》", q.text)]
     asked_rates = set(RATE_WORD.findall(q.text))  # 办结率 in "…办结率是多少"
+    asked_units = (q.unit,) if q.unit else q.measure_words
     idf_top = max(q.terms.values(), default=1.0) or 1.0
     focus_total = sum(focus_w.values()) or 1.0
     focus_unknown = min(1.0, sum(focus_w[k] for k in q.absent if k in focus_w) / focus_total)
@@ -257,8 +258,8 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
                 if q.kind == "number" and q.unit != "元" and re.search(r"(?:元|万|亿)$", tgt) and \
                         re.search(r"多少[个名位人件项条家所处次部]|几|how many", q.text, re.I):
                     f["unit_mismatch"] = 1.0  # an amount of money for a count asked
-                elif q.unit and q.kind == "number":
-                    if unit_fits(q.unit, tgt):
+                elif asked_units and q.kind == "number":
+                    if any(unit_fits(u, tgt) for u in asked_units):
                         f["unit_match"] = 1.0
                     else:
                         f["unit_mismatch"] = 1.0

@@ -1,10 +1,14 @@
 """FAISS dense index: inner product over L2-normalised vectors (= cosine).
 
 ``flat`` is exact; its cost per query grows with the corpus (38 ms for 358k vectors on one
-thread). ``ivf`` (inverted lists over k-means cells, exact vectors inside them) scans
-``nprobe`` of ``nlist`` cells: on the 100k-chunk benchmark corpus recall@10 0.984 against flat
-at 0.8 ms, where ``hnsw`` reached 0.59 at ef 64 and 0.84 at ef 1024 (its graph loses its way
-among near-duplicate passages, which archives are full of: the same sentence under other years).
+thread). ``ivf`` (inverted lists over k-means cells) scans ``nprobe`` of ``nlist`` cells: on the
+100k-chunk benchmark corpus recall@10 0.99 against flat at 0.8 ms, where ``hnsw`` reached 0.59
+at ef 64 and 0.84 at ef 1024 (its graph loses its way among near-duplicate passages, which
+archives are full of: the same sentence under other years). The cells hold 8-bit codes, not the
+vectors (a quarter of the size: 142 against 555 MB at 100k chunks, the pages every worker keeps
+resident), and the rows found are scored again exactly from the window vectors the index keeps
+anyway: recall@10 0.9935 with codes and rescoring, 0.9935 with the full vectors, 0.96 with codes
+alone.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ def build(vectors: np.ndarray, kind: str = "flat", m: int = 32, ef_search: int =
         index = faiss.IndexFlatIP(dim)
     elif kind == "ivf":
         nlist, nprobe = (nlist, nprobe) if nlist else ivf_shape(len(vectors))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                              faiss.METRIC_INNER_PRODUCT)
         sample = vectors[np.random.default_rng(0).choice(len(vectors), min(len(vectors), 40 * nlist), replace=False)]
         index.train(sample)  # k-means on a fixed-seed sample: the same vectors give the same index
         index.nprobe = nprobe
@@ -46,11 +51,12 @@ def build(vectors: np.ndarray, kind: str = "flat", m: int = 32, ef_search: int =
 
 
 def search(index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
-           owner: np.ndarray | None = None):
+           owner: np.ndarray | None = None, vectors: np.ndarray | None = None):
     """(chunk positions, scores) of the k best chunks, best first, among ``allowed`` chunks if
     given. With ``owner`` (row → chunk position) the rows are windows of chunks and a chunk
     scores as its best window. A filter is FAISS's own ID selector (a bitmap of the allowed
-    rows), so a filtered search reads as few rows as an unfiltered one."""
+    rows), so a filtered search reads as few rows as an unfiltered one. An index of 8-bit codes
+    is given ``vectors`` (its rows in full) to score the rows it finds exactly."""
     n = index.ntotal
     if n == 0 or k <= 0:
         return [], []
@@ -71,8 +77,9 @@ def search(index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | 
     depth = min(limit, max(4 * k, 64))
     while True:
         scores, ids = index.search(q, depth, params=params)
+        scores, ids = _rescored(index, vectors, q[0], scores[0], ids[0])
         best: dict[int, float] = {}
-        for i, s in zip(ids[0], scores[0]):
+        for i, s in zip(ids, scores):
             if i < 0:
                 continue
             chunk = int(owner[i])
@@ -83,6 +90,17 @@ def search(index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | 
         if len(best) == k or depth >= limit:
             return list(best), list(best.values())
         depth = min(limit, depth * 4)
+
+
+def _rescored(index: faiss.Index, vectors: np.ndarray | None, q: np.ndarray, scores: np.ndarray,
+              ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' exact scores, best first, where the index holds codes instead of vectors."""
+    if vectors is None or not isinstance(index, faiss.IndexScalarQuantizer | faiss.IndexIVFScalarQuantizer):
+        return scores, ids
+    ids = ids[ids >= 0]
+    exact = np.asarray(vectors[np.sort(ids)], dtype=np.float32) @ q  # rows read in file order
+    order = np.argsort(-exact, kind="stable")
+    return exact[order], np.sort(ids)[order]
 
 
 def save(index: faiss.Index, path: Path) -> None:

@@ -40,16 +40,27 @@ def _dictionary_path() -> Path | None:
     return found[0] if found else None
 
 
-@lru_cache(maxsize=1)
 def senses() -> dict[str, list[tuple[str, frozenset[str], int]]]:
     """English stem → (simplified headword, the stems of that sense, the sense's position in
     the entry: 0 is its first meaning); built once per
     process (~1 s). Empty when the dictionary is not installed: English then relies on the
     glossary and the dense side, as before."""
+    return _read()[0]
+
+
+def classifiers(word: str) -> tuple[str, ...]:
+    """The measure words the dictionary gives a noun (工人 → 个, 名; 会议 → 场, 届), the usual
+    one first: what an English "how many workers" counts its figure with."""
+    return _read()[1].get(word, ())
+
+
+@lru_cache(maxsize=1)
+def _read() -> tuple[dict[str, list[tuple[str, frozenset[str], int]]], dict[str, tuple[str, ...]]]:
     path = _dictionary_path()
     index: dict[str, list[tuple[str, frozenset[str], int]]] = {}
+    measure: dict[str, tuple[str, ...]] = {}
     if path is None:
-        return index
+        return index, measure
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         for line in fh:
             if line.startswith("#"):
@@ -60,6 +71,9 @@ def senses() -> dict[str, list[tuple[str, frozenset[str], int]]]:
             word = m.group(1)
             for position, sense in enumerate(re.split(r"[/;]", m.group(2))):
                 sense = sense.strip()
+                if sense.startswith("CL:"):  # CL:個|个[ge4],名[ming2]: the simplified ones
+                    found = tuple(re.findall(r"(?:^|[,:])(?:[^,:|\[]+\|)?([^,:|\[]+)\[", sense))
+                    measure[word] = tuple(dict.fromkeys(measure.get(word, ()) + found))
                 if not sense or _SKIP_SENSE.match(sense):
                     continue
                 sense = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", sense)
@@ -71,7 +85,7 @@ def senses() -> dict[str, list[tuple[str, frozenset[str], int]]]:
                 stems = frozenset(words)
                 for w in stems:
                     index.setdefault(w, []).append((word, stems, position))
-    return index
+    return index, measure
 
 
 class Lexicon:

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .glossary import GLOSSARY, expand_query, glossary_coverage, is_english, to_chinese_terms
-from .lexicon import Lexicon
+from .lexicon import Lexicon, classifiers, stem
 from .normalize import nfkc
+from .pinyin import PinyinTable
 from .tokenize import STOPWORDS, tokenizer, tokens
 
 UNITS = "人次|件次|万元|亿元|公里|平方米|%|[部个次人件项条家名位所处株棵场篇本份栋户岁元张台辆座期届批类轮天年万]"
@@ -97,7 +98,6 @@ META = set("作者 撰写 撰稿 时间 日期 名称 名字 地址 数量 总�
 
 
 # the first character of what follows a name in a place: 市 区 县 镇 乡 村 街(道) 城 公(园) 小(区) 社(区) 路 河 山 湖 园
-PLACE_WORD_START = set("省市区县镇乡村街城公小社路河山湖园")
 
 
 def short_place(name: str) -> str:
@@ -169,6 +169,7 @@ class Question:
     counted: str | None = None  # the noun counted: 助老食堂 in 多少处助老食堂, 食堂 for "how many canteens"
     bridged: tuple[str, ...] = ()  # Chinese words CC-CEDICT gives for an English question's other words
     stated: frozenset[str] = frozenset()  # the figures the question itself gives, as digits
+    measure_words: tuple[str, ...] = ()  # without ``unit``: the classifiers the dictionary gives the noun counted
 
     @property
     def lexical_terms(self) -> tuple[str, ...]:
@@ -185,7 +186,7 @@ class Vocabulary:
 
     Nothing here scans the whole corpus per question: a term that is not a token of the index is
     looked up through the postings of its tokens, then checked in those passages only; the
-    pinyin table is built once over the distinct runs of Chinese, not over every character."""
+    pinyin table is the index's (rag/pinyin.py), read through the slots of one syllable."""
 
     # a term in more candidate passages than this is checked in this many and the rest estimated
     CHECK_LIMIT = 2000
@@ -194,12 +195,12 @@ class Vocabulary:
     FULL_SCAN_PASSAGES = 20_000
 
     def __init__(self, df: dict[str, int], n_docs: int, places: dict[str, str], chunk_texts: list[str],
-                 postings: Callable[[str], np.ndarray], broader: dict[str, set[str]] | None = None):
+                 postings: Callable[[str], np.ndarray], broader: dict[str, set[str]] | None = None,
+                 pinyin: PinyinTable | None = None):
         self.df, self.n_docs, self.places, self.chunk_texts = df, n_docs, places, chunk_texts
         self.postings = postings  # token → positions of the passages holding it
         self.broader = broader or {}  # place → the places that contain it (站前区 → 营口市, 辽宁省)
-        self._pinyin: tuple[list[str], list[str], dict[str, list[int]], list[int]] | None = None
-        self._romanised: set[str] | None = None
+        self._pinyin = pinyin
         self._held: dict[str, int] = {}
         self.lexicon = Lexicon(self.count)
 
@@ -245,61 +246,18 @@ class Vocabulary:
         return self.holding(term, first_only=True) > 0
 
     @property
-    def pinyin(self) -> tuple[list[str], list[str], dict[str, list[int]], list[int]]:
-        """The distinct runs of Chinese of the publications, character by character with their
-        pinyin syllables, aligned ("" between runs), where each syllable occurs, and how often
-        the run at each position occurs. Computed once, on first use."""
+    def pinyin(self) -> PinyinTable:
+        """The publications' Chinese in pinyin: the index's table, else built from the passages."""
         if self._pinyin is None:
-            from pypinyin import lazy_pinyin
-
-            runs: dict[str, int] = {}
-            for text in self.chunk_texts:
-                for run in re.findall(r"[\u4e00-\u9fff]+", text):
-                    runs[run] = runs.get(run, 0) + 1
-            chars, sylls, weight = [], [], []
-            for run, n in runs.items():
-                chars += list(run) + [""]
-                sylls += lazy_pinyin(run) + [""]
-                weight += [n] * (len(run) + 1)
-            starts: dict[str, list[int]] = {}
-            for i, syl in enumerate(sylls):
-                if syl:
-                    starts.setdefault(syl, []).append(i)
-            self._pinyin = (chars, sylls, starts, weight)
+            self._pinyin = PinyinTable.build(self.chunk_texts)
         return self._pinyin
 
     @property
     def romanised(self) -> set[str]:
-        """Every run of one to three syllables the publications write before a place word (隋唐|城,
-        王城|公园), in pinyin: an English question's place names are checked against it, not
-        against a closed list."""
-        if self._romanised is None:
-            chars, sylls, _, _ = self.pinyin
-            self._romanised = {"".join(sylls[i:i + n]) for n in (1, 2, 3) for i in range(len(sylls) - n)
-                               if all(sylls[i:i + n]) and chars[i + n] in PLACE_WORD_START}
-        return self._romanised
+        return self.pinyin.romanised
 
-    def transliterate(self, name: str, max_syllables: int = 4) -> str | None:
-        """The Chinese the publications write for a romanised name (Lei Xueqin → 雷雪芹, Wangcheng
-        → 王城, Binhe Xincun → 滨河新村): the most frequent run of 2–4 characters whose pinyin
-        is the name. No list: any name the text holds can be found this way."""
-        key = re.sub(r"[^a-z]", "", name.lower())
-        if len(key) < 4:
-            return None
-        chars, sylls, starts, weight = self.pinyin
-        found: dict[str, int] = {}
-        for syl, positions in starts.items():
-            if not key.startswith(syl):
-                continue
-            for i in positions:
-                joined, j = "", i
-                while j < len(sylls) and sylls[j] and len(joined) < len(key) and j - i < max_syllables:
-                    joined += sylls[j]
-                    j += 1
-                if joined == key and j - i >= 2:
-                    word = "".join(chars[i:j])
-                    found[word] = found.get(word, 0) + weight[i]
-        return max(found, key=found.get) if found else None
+    def transliterate(self, name: str) -> str | None:
+        return self.pinyin.transliterate(name)
 
     def count(self, term: str) -> int:
         """In how many passages the term occurs (a token of the index, else as a substring)."""
@@ -395,12 +353,17 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
     predicates = _predicates(text) if not english else ()
     periods = tuple(name for name, pat in PERIODS.items() if re.search(pat, text, re.I))
     kind = kind_of(text)
-    return Question(text, "en" if english else "zh", kind, asked_unit(text) if kind in ("number", "rate") else None,
+    counted = _counted(text, english, vocab)
+    unit = asked_unit(text) if kind in ("number", "rate") else None
+    # "how many workers": the classifiers CC-CEDICT gives 工人 (个, 名), where no unit was read
+    measure = tuple(c for c in classifiers(counted) if UNIT_AT_END.fullmatch(c)) if (
+        english and kind == "number" and unit is None and counted) else ()
+    return Question(text, "en" if english else "zh", kind, unit,
                     tuple(places), tuple(unknown), years, terms, focus, predicates,
                     asked_roles(text) if kind == "who" else (), periods, tuple(unmapped),
                     tuple(k for k in focus if vocab.count(k) == 0 and k not in META), _asked_word(text),
-                    _asked_verb(text) if not english else None, names_zh, _counted(text, english), tuple(bridged),
-                    stated_figures(text))
+                    _asked_verb(text) if not english else None, names_zh, counted, tuple(bridged),
+                    stated_figures(text), measure)
 
 
 # the report's own verb for what a question may call otherwise
@@ -417,12 +380,15 @@ def _asked_word(text: str) -> str | None:
     return words[-1] if words else None
 
 
-def _counted(text: str, english: bool) -> str | None:
+def _counted(text: str, english: bool, vocab: Vocabulary) -> str | None:
     """The noun a how-many question counts: the word after 多少/几 and its classifier, or the
-    Chinese of the last word of the noun after "how many" (canteens → 食堂)."""
+    Chinese of the last word of the noun after "how many" (canteens → 食堂; from CC-CEDICT
+    where the glossary lacks it)."""
     if english:
         words = _en_counted_words(text)
         zh = to_chinese_terms(words[-1]).split() if words else []
+        if words and not zh:
+            zh = list(vocab.lexicon.words_for(words[-1], {stem(w) for w in re.findall(r"[a-z][a-z'-]*", text.lower())}))
         return zh[0] if zh else None
     m = re.search(rf"(?:多少|几)(?:{UNITS})?([\u4e00-\u9fff]{{2,8}})", text)
     if not m:

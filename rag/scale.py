@@ -121,10 +121,10 @@ def ann_recall(index_dir: Path, questions: list[str], settings: Settings, k: int
     vectors = np.load(cur / "vectors.npy", mmap_mode="r")
     ann = dense.load(cur / "dense.faiss")
     q = make_embedder(settings).embed_queries(questions).astype(np.float32)
-    _, got = ann.search(q, k)
+    got = [dense.search(ann, row, k, vectors=vectors)[0] for row in q]  # as served: codes rescored
     exact = faiss.IndexFlatIP(vectors.shape[1])
     for at in range(0, len(vectors), 200_000):  # in slices: the vectors stay memory-mapped
-        exact.add(np.ascontiguousarray(vectors[at:at + 200_000]))
+        exact.add(np.ascontiguousarray(vectors[at:at + 200_000], dtype=np.float32))
     _, want = exact.search(q, k)
     return float(np.mean([len(set(g) & set(w)) / k for g, w in zip(got, want)]))
 

@@ -27,13 +27,14 @@ from .chunking import sentence_windows
 from .config import Settings
 from .embedders import Embedder, make_embedder
 from .ingest import ingest, read_chunks, write_chunks
+from .pinyin import PinyinTable
 from .ranker import file_digest
 from .schema import Chunk
 from .tokenize import tokens
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3  # bump when the on-disk layout or the chunk/index text changes
+FORMAT = 4  # bump when the on-disk layout or the chunk/index text changes
 CHUNKER_VERSION = 1
 
 
@@ -181,6 +182,7 @@ class Index:
     faiss_index: object
     bm25: object
     manifest: dict
+    pinyin: PinyinTable  # the passages' Chinese in pinyin, for romanised names in English questions
 
     @functools.cached_property
     def positions(self) -> dict[str, int]:
@@ -205,7 +207,9 @@ def dense_config(settings: Settings, rows: int) -> dict:
         cfg.update(m=settings.hnsw_m, ef_search=settings.hnsw_ef_search)
     elif kind == "ivf":
         nlist, nprobe = dense.ivf_shape(rows)
-        cfg.update(nlist=nlist, nprobe=nprobe)
+        # the cells hold 8-bit codes; the rows they find are scored again from vectors.npy, kept
+        # in half precision: every worker reads it (rag/dense.py)
+        cfg.update(nlist=nlist, nprobe=nprobe, codes="sq8", rescored_from="vectors.npy", vectors="float16")
     return cfg
 
 
@@ -233,17 +237,18 @@ def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: 
     tmp.chmod(0o755)  # mkdtemp makes it 0700; the index is read by the service's user too
     try:
         write_chunks(chunks, tmp / "chunks.jsonl")
-        np.save(tmp / "vectors.npy", vectors)
-        np.save(tmp / "owner.npy", owner)
         # chosen here, not when the manifest is made: an add or remove changes the row count
         manifest = {**manifest, "dense": dense_config(settings, len(vectors))}
         d = manifest["dense"]
+        np.save(tmp / "vectors.npy", np.asarray(vectors, dtype=d.get("vectors", "float32")))
+        np.save(tmp / "owner.npy", owner)
         dense.save(dense.build(vectors, d["type"], settings.hnsw_m, settings.hnsw_ef_search, d.get("nlist", 0),
                                d.get("nprobe", 0)), tmp / "dense.faiss")
         if crash_after == "dense":  # for tests: simulate a crash mid-build
             raise RuntimeError("simulated crash during build")
         texts = [index_text(c) for c in chunks]
         lexical.save(lexical.build([tokens(t) for t in texts]), tmp / "bm25")
+        PinyinTable.build(c.text for c in chunks).save(tmp / "pinyin")
         manifest["backend"] = {"name": backends.LOCAL}
         if settings.backend == backends.MILVUS:  # the searched rows go to a new collection too
             manifest["backend"] = backends.write_collection(settings, chunks, vectors, owner, texts, d)
@@ -390,6 +395,7 @@ def load_index(settings: Settings, check_corpus: bool = True) -> Index:
         # with Milvus searching, the FAISS file is not read: each worker would hold the vectors twice
         faiss_index = dense.load(cur / "dense.faiss") if settings.backend != backends.MILVUS else None
         bm25 = lexical.load(cur / "bm25")
+        pinyin = PinyinTable.load(cur / "pinyin")
     except Exception as e:
         raise IndexError_(f"index in {cur} is corrupt ({type(e).__name__}: {e}); {hint}") from None
     rows = len(vectors) if faiss_index is None else faiss_index.ntotal
@@ -397,7 +403,7 @@ def load_index(settings: Settings, check_corpus: bool = True) -> Index:
                   and np.array_equal(np.unique(owner), np.arange(len(chunks))))
     if not consistent:
         raise IndexError_(f"index in {cur} is inconsistent (counts differ); {hint}")
-    return Index(chunks, vectors, owner, faiss_index, bm25, manifest)
+    return Index(chunks, vectors, owner, faiss_index, bm25, manifest, pinyin)
 
 
 def index_status(settings: Settings) -> str | None:

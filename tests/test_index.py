@@ -103,19 +103,24 @@ def test_auto_keeps_the_exact_index_for_a_small_corpus_and_switches_to_ivf_above
     assert big["type"] == "ivf" and big["chosen_by"] == "auto" and (big["nlist"], big["nprobe"]) == (1197, 59)
 
 
-def test_an_ivf_index_finds_what_the_exact_one_finds_with_and_without_a_filter(corpus_copy):
+def test_an_ivf_index_of_codes_finds_what_the_exact_one_finds_with_exact_scores(corpus_copy):
     s = corpus_copy.replace(dense_index="ivf")
     store.build_index(s)
     index = store.load_index(s)
-    assert index.manifest["dense"]["type"] == "ivf"
+    assert index.manifest["dense"]["type"] == "ivf" and index.manifest["dense"]["codes"] == "sq8"
+    cur = store.current_dir(s)
+    assert (cur / "dense.faiss").stat().st_size < (cur / "vectors.npy").stat().st_size  # 8-bit codes
+    assert index.vectors.dtype == np.float16  # what the codes find is rescored from half precision
     r = Retriever(s, index)
     exact = dense.build(np.asarray(index.vectors), "flat")
     q = r.embedder.embed_queries(["古树名木保护条例执法检查"])[0]
-    got, _ = dense.search(index.faiss_index, q, 5, owner=index.owner)
-    want, _ = dense.search(exact, q, 5, owner=index.owner)
+    got, scores = dense.search(index.faiss_index, q, 5, owner=index.owner, vectors=index.vectors)
+    want, want_scores = dense.search(exact, q, 5, owner=index.owner)
     assert len(set(got) & set(want)) >= 4  # 64 cells here, 32 probed
+    exact_of = dict(zip(want, want_scores))
+    assert all(abs(exact_of[c] - sc) < 1e-5 for c, sc in zip(got, scores) if c in exact_of)  # rescored exactly
     allowed = r.backend.allowed({"place": "洛阳"})
-    got, _ = dense.search(index.faiss_index, q, 5, allowed, index.owner)
+    got, _ = dense.search(index.faiss_index, q, 5, allowed, index.owner, index.vectors)
     assert got and all(allowed[i] for i in got)
 
 
