@@ -18,7 +18,17 @@ import numpy as np
 
 from .chunking import sentence_windows
 from .normalize import NormText, squash
-from .question import FIGURE, ROLES, VERB_SYNONYMS, Question, short_place, unit_fits
+from .question import (
+    FIGURE,
+    PERIODS,
+    ROLES,
+    VERB_SYNONYMS,
+    Question,
+    months_named,
+    printed_values,
+    short_place,
+    unit_fits,
+)
 from .schema import Hit
 from .tokenize import person_names
 
@@ -309,11 +319,17 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             f["year_miss"] = float(len(ok) < len(q.years))
         f["year_uncovered"] = float(any(y not in corpus_years for y in q.years))
         f["unknown_place"] = float(bool(q.unknown_places))
-        if q.periods:
-            here = sent + (c.article or "")
-            hit_p = any(re.search(p, here) for p in q.periods)
+        if q.periods:  # the sentence's own period (上半年, …) wins over its article's title
+            here = sent if PERIOD_WORDS.search(sent) else sent + (c.article or "")
+            hit_p = any(re.search(PERIODS[p], here, re.I) for p in q.periods)
             f["period_hit"] = float(hit_p)
             f["period_miss"] = float(not hit_p and bool(PERIOD_WORDS.search(here)))
+        if q.months:  # 1月至7月 asked, 自8月以来 printed
+            said = months_named(sent)
+            if said and not said & q.months:
+                f["period_miss"] = 1.0
+        if q.anchors and q.is_quantity and cand.kind == "figure":
+            f["anchor_miss"] = float(not _anchored(q, sent, cand.target[0] - cand.start, focus_w, context))
     bound = {(c.hit.chunk.id, c.start) for c in cands if c.kind == "figure" and "asked_elsewhere" in c.features
              and not c.features["asked_elsewhere"] and q.asked_verb
              and any(w in c.sentence for w in (q.asked_verb, *VERB_SYNONYMS.get(q.asked_verb, ())))}
@@ -323,6 +339,22 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             cand.features["sibling_asked"] = 1.0  # another figure of this sentence is the one asked
         if q.lang == "en":  # an English question's glossary terms are few: the dense side carries it
             cand.features["dense_gap_en"] = cand.features["dense_gap"]
+
+
+def _anchored(q: Question, sent: str, at: int, focus_w: dict[str, float], context: str) -> bool:
+    """Whether a figure answers a question that gives a count of what it asks about (552名群众联络员
+    中，女性有多少名; 1518件民情民意中，已解决多少件): the sentence prints that count, and the words
+    the question adds to it (女性, 解决) — those the count's own clause lacks — are in the
+    figure's clause, so the figure is the part asked and not another figure beside the count."""
+    clauses = [(m.start(), m.group(0)) for m in re.finditer(r"[^,;:。、]+", sent)]
+    given = [c for _, c in clauses if q.anchors & printed_values(c)]
+    if not given:
+        return False
+    own = next((c for start, c in clauses if start <= at < start + len(c)), "")
+    if own in given:
+        return True  # the count given and the figure in one clause
+    added = [k for k in focus_w if not any(k in c for c in given) and k not in context]
+    return not added or any(k in own for k in added)
 
 
 def _names_field(question: str, label: str) -> bool:
@@ -381,10 +413,13 @@ def _binding(sentence: str, fig: tuple[int, int], q: Question) -> dict[str, floa
         noun += (w / total) * near
     pred = 0.0
     for v in q.predicates:
-        for stem in {v, v[:2]}:
+        forms = {v, *VERB_SYNONYMS.get(v, ())}  # 采用 asked, 采纳 printed
+        for stem in forms | {v[:2]}:
             b = verb_zone.rfind(stem)
             if b >= 0:
                 pred = max(pred, 1.0 - (len(verb_zone) - b - len(stem)) / 16)
+        if clause_after.startswith("被") and any(w in clause_after for w in forms):
+            pred = 1.0  # passive, the verb after the figure: 其中4条被省级立法机关采纳
     # the figure's own words: from the previous figure (or the clause start) up to it
     prev = max((m.end() for m in FIGURE.finditer(sentence[:fs])), default=cs)
     own = sentence[max(prev, cs):fs]
@@ -420,7 +455,7 @@ def _after_role(sentence: str, at: int, roles: tuple[str, ...], author: str | No
     return 0.2
 
 
-DAY_ASKED = re.compile(r"哪天|哪一天|几号|几月几日|什么日子|日期|what date|which day|on what day", re.I)
+DAY_ASKED = re.compile(r"哪天|哪一天|几号|几日|几月几日|什么日子|日期|what date|which day|on what day", re.I)
 
 
 def eligible(q: Question, cand: Candidate) -> bool:
@@ -428,7 +463,7 @@ def eligible(q: Question, cand: Candidate) -> bool:
     the kind of answer asked (a figure with a fitting unit for how-many, a name for who, a
     date for when). The ranker chooses among these; the rest only show what is nearby."""
     f = cand.features
-    if f.get("place_miss", 0) or f.get("year_miss", 0) or f.get("period_miss", 0):
+    if f.get("place_miss", 0) or f.get("year_miss", 0) or f.get("period_miss", 0) or f.get("anchor_miss", 0):
         return False
     if cand.kind == "field" and not f.get("field_match"):
         return False  # a short labelled line, but not the label asked

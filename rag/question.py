@@ -22,7 +22,7 @@ from .normalize import nfkc
 from .pinyin import PinyinTable
 from .tokenize import STOPWORDS, tokenizer, tokens
 
-UNITS = "人次|件次|万元|亿元|公里|平方米|%|[部个次人件项条家名位所处株棵场篇本份栋户岁元张台辆座期届批类轮天年万]"
+UNITS = "人次|件次|万元|亿元|平方公里|公里|平方米|小时|公顷|%|[部个次人件项条家名位所处株棵场篇本份栋户岁元张台辆座期届批类轮天年万亩吨]"
 FIGURE = re.compile(
     rf"(?:\d+(?:\.\d+)?(?:万|亿)?(?:余|多)?(?:{UNITS})|[一二三四五六七八九十两]+(?:{UNITS}))"
 )
@@ -50,6 +50,7 @@ EN_UNITS = [
     (r"schools", "所"), (r"people|persons|residents|deputies|members|experts|visitors|officials", "人"),
     (r"beds", "张"), (r"households|families", "户"), (r"companies|enterprises|firms", "家"),
     (r"cases|letters|suggestions|proposals|motions", "件"), (r"articles|reports", "篇"),
+    (r"hours", "小时"), (r"mu", "亩"), (r"hectares", "公顷"), (r"tons|tonnes", "吨"),
 ]
 EN_HOW_MANY = re.compile(r"how many ((?:[\w'-]+ ?){1,8})", re.I)
 EN_STOP = set("is are was were did do does have has had in of for on at by per will can that from to with "
@@ -82,7 +83,7 @@ EN_ROLES = {"vice chair": "副主任", "deputy director": "副主任", "vice dir
 YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?:年|\b)")
 # periods a figure is printed for; a question asking one the text does not give is a near miss
 PERIODS = {"上半年": r"上半年|first half|first six months", "下半年": r"下半年|second half",
-           "全年": r"全年|全年度|整年|一年来|whole year|full year|entire year|all year",
+           "全年": r"全年|全年度|整年|一年来|whole year|full year|entire year|all year|(?:whole|all|course) of (?:the year|\d{4})|throughout \d{4}",
            "一季度": r"一季度|第一季度|first quarter", "前三季度": r"前三季度|first three quarters",
            "今年以来": r"今年以来|年初以来|so far this year", "五年": r"五年来|连续五年|five years",
            "届内": r"本届|任期内|届内|this term"}
@@ -170,6 +171,8 @@ class Question:
     bridged: tuple[str, ...] = ()  # Chinese words CC-CEDICT gives for an English question's other words
     stated: frozenset[str] = frozenset()  # the figures the question itself gives, as digits
     measure_words: tuple[str, ...] = ()  # without ``unit``: the classifiers the dictionary gives the noun counted
+    anchors: frozenset[float] = frozenset()  # counts the question gives of what it asks about (552名 … 中)
+    months: frozenset[int] = frozenset()  # the months it names (1月至7月, in May)
 
     @property
     def lexical_terms(self) -> tuple[str, ...]:
@@ -280,7 +283,9 @@ def kind_of(text: str) -> str:
     return next((kind for pattern, kind in KIND_PATTERNS if pattern.search(text)), "fact")
 
 
-KIND_PATTERNS = ((QUANTITY, "number"), (WHO, "who"), (DATE, "date"), (ORG, "org"), (WHERE, "where"),
+# 9月几日, 几号: a day is asked, not a count
+DAY = re.compile(r"几[日号]|几月几|哪天|哪一天|what date|which day|on what day", re.I)
+KIND_PATTERNS = ((DAY, "date"), (QUANTITY, "number"), (WHO, "who"), (DATE, "date"), (ORG, "org"), (WHERE, "where"),
                  (EXPLAIN, "explain"), (LIST, "list"))
 
 
@@ -363,11 +368,13 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
                     asked_roles(text) if kind == "who" else (), periods, tuple(unmapped),
                     tuple(k for k in focus if vocab.count(k) == 0 and k not in META), _asked_word(text),
                     _asked_verb(text) if not english else None, names_zh, counted, tuple(bridged),
-                    stated_figures(text), measure)
+                    stated_figures(text), measure, anchor_values(text), months_named(text))
 
 
 # the report's own verb for what a question may call otherwise
-VERB_SYNONYMS = {"办完": ("办结",), "办理完": ("办结",), "采用": ("采纳",), "吸收": ("采纳",), "处理完": ("办结",)}
+VERB_SYNONYMS = {"办完": ("办结",), "办理完": ("办结",), "处理完": ("办结",), "解决": ("办结",),
+                 "采用": ("采纳", "吸收"), "吸收": ("采纳",), "接受": ("采纳",),
+                 "查出": ("查摆", "查找", "发现"), "发现": ("查摆", "查找", "查出"), "找出": ("查摆", "查找")}
 
 
 def _asked_word(text: str) -> str | None:
@@ -469,6 +476,57 @@ def stated_figures(text: str) -> frozenset[str]:
     return frozenset(out)
 
 
+MONTHS = ("january february march april may june july august september october november december").split()
+MONTH_WORD = re.compile(r"\b(" + "|".join(m[:3] + r"\w*" for m in MONTHS) + r")\b", re.I)
+SKIP_AFTER = re.compile(r"(?:st|nd|rd|th|years?|months?|days?|percent|%|" + "|".join(m[:3] for m in MONTHS) + r")\b", re.I)
+EN_COUNT = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?: (million|thousand))? (?=['‘\"“]?[A-Za-z])")
+EN_WORD_COUNT = re.compile(r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+                           r"sixteen|seventeen|eighteen|nineteen|twenty) (?!of\b)['‘]?[a-z-]+s\b", re.I)
+# a count with a classifier that is a length of time, an issue or a term, not a number of things
+NOT_COUNTED = {"年", "期", "届", "%"}
+
+
+def anchor_values(text: str) -> frozenset[float]:
+    """The counts a question states of the things it asks about: 552 in 聘任的552名群众联络员中,
+    4056 in "Of the 4,056 opinions …". What it asks (a part of them, how many were resolved, the
+    rate) is printed beside them, so an answer from a sentence that prints none of them is about
+    something else. Years, dates, ordinals, terms and percentages are not counts."""
+    out: set[float] = set()
+    for m in re.finditer(rf"(?<![\d.第])(\d+(?:\.\d+)?)(万|亿)?(?:余|多)?({UNITS})", text):
+        if m.group(3) not in NOT_COUNTED and not (m.group(3) == "万" and m.group(2)):
+            out.add(round(float(m.group(1)) * {"万": 1e4, "亿": 1e8}.get(m.group(2) or m.group(3), 1), 4))
+    if is_english(text):
+        for m in EN_COUNT.finditer(text):
+            digits = m.group(1).replace(",", "")
+            before, after = text[:m.start()], text[m.end():]
+            if (re.fullmatch(r"(?:19|20)\d\d", digits) or SKIP_AFTER.match(after)
+                    or re.search(r"(?:" + "|".join(m_[:3] for m_ in MONTHS) + r")\w*\.? $", before, re.I)):
+                continue
+            out.add(round(float(digits) * {"million": 1e6, "thousand": 1e3}.get((m.group(2) or "").lower(), 1), 4))
+        out |= {float(EN_NUMBERS[m.group(1).lower()]) for m in EN_WORD_COUNT.finditer(text)}
+    return frozenset(out)
+
+
+def printed_values(text: str) -> set[float]:
+    """The values of the figures a passage prints (3万 → 30000, 九 → 9)."""
+    out = {round(float(m.group(1)) * {"万": 1e4, "亿": 1e8}.get(m.group(2) or "", 1), 4)
+           for m in re.finditer(r"(\d+(?:\.\d+)?)(万|亿)?", text.replace(",", ""))}
+    for m in re.finditer(r"[一二三四五六七八九十两]{1,3}", text):
+        n = _zh_number(m.group(0))
+        if n is not None:
+            out.add(float(n))
+    return out
+
+
+def months_named(text: str) -> frozenset[int]:
+    """The months a text names: 1月至7月 → {1, 7}, "in May" → {5} (not 5月13日's day)."""
+    found = {int(m) for m in re.findall(r"(?<!\d)(\d{1,2})月", text) if 1 <= int(m) <= 12}
+    if is_english(text):
+        found |= {MONTHS.index(next(n for n in MONTHS if n.startswith(w.lower()[:3]))) + 1
+                  for w in MONTH_WORD.findall(text) if w.lower() != "may" or re.search(r"\bMay\b", text)}
+    return frozenset(found)
+
+
 def content_terms(text: str) -> list[str]:
     """The question's words as jieba cuts them (precise mode: 老旧小区, 加装电梯 — not the
     overlapping sub-words of search mode), less function words, asking words and classifiers."""
@@ -492,7 +550,8 @@ def _predicates(text: str) -> tuple[str, ...]:
 
 
 EN_PLACE = re.compile(r"\b(?:in|did|does|has|at) ([A-Z][a-z]+(?:'[a-z]+)?)(?![\w'])(?! [A-Z])")
-EN_PLACE_SUFFIX = re.compile(r"\b([A-Z][a-z]+(?:[-'][A-Za-z]+)*) (?:District|County|City|Township|Town|Province)\b")
+EN_PLACE_SUFFIX = re.compile(r"\b([A-Z][a-z]+(?:[-'][A-Za-z]+)*) (District|County|City|Township|Town|Province)\b")
+EN_SUFFIX_ZH = {"District": "区", "County": "县", "City": "市", "Township": "乡", "Town": "镇", "Province": "省"}
 
 
 def _places(text: str, expanded: str, vocab: Vocabulary) -> tuple[list[str], list[str]]:
@@ -511,19 +570,30 @@ def _places(text: str, expanded: str, vocab: Vocabulary) -> tuple[list[str], lis
     unknown: list[str] = []
     candidates: list[str] = []
     if is_english(text):
-        for w in EN_PLACE.findall(text) + EN_PLACE_SUFFIX.findall(text):
+        for w, suffix in [(w, "") for w in EN_PLACE.findall(text)] + EN_PLACE_SUFFIX.findall(text):
             w = re.sub(r"'s$", "", w)
             key = re.sub(r"[-']", "", w.lower())
-            if w.lower() not in GLOSSARY and key not in vocab.romanised and w not in unknown:
+            if w.lower() in GLOSSARY or w in unknown:
+                continue
+            if key not in vocab.romanised:
                 unknown.append(w)  # a place name no publication writes, in any spelling
+                continue
+            # Luanchuan County → 栾川县: a place the publications name, though not one of the
+            # passages' own places, scopes the question as a Chinese one would
+            zh = vocab.transliterate(w) if suffix else None
+            if zh and not any(zh in vocab.places.get(k, k) for k in known):
+                full = zh + EN_SUFFIX_ZH[suffix]
+                if vocab.mentions(full):
+                    known.append(vocab.places.get(full, full))
     else:
         for word, tag in lac_tags(text):
             if tag == "LOC":
                 candidates.append(word)
-            elif tag == "ORG":
-                m = re.match(r"(.{2,8}?(?:省|市|区|县|旗|镇|乡|街道))", word)
-                if m:
+            elif tag == "ORG":  # the places at its head: 郑州市二七区人大常委会 → 郑州市, 二七区
+                at = 0
+                while m := re.match(r"(.{2,8}?(?:省|市|区|县|旗|镇|乡|街道))", word[at:]):
                     candidates.append(m.group(1))
+                    at += m.end()
     for name in dict.fromkeys(candidates):
         if name in GENERIC_PLACES or len(name) < 2 or any(name in k or k in name for k in known):
             continue

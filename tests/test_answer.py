@@ -181,3 +181,30 @@ def test_a_rate_question_tells_the_rate_it_names_from_the_others_beside_it(answe
              if c.kind == "figure" and "办结率98%" in c.sentence}
     assert after["满意率"].get("rate_named") == 1.0 and not after["满意率"].get("rate_other")
     assert after["办结率"].get("rate_other") == 1.0 and not after["办结率"].get("rate_named")
+
+
+def test_a_part_of_a_count_the_question_gives_is_answered_beside_it(answerer):
+    ans = answerer.ask("洛阳市人大常委会2024年上半年在市级以上主流媒体发稿683篇中，在省级以上媒体发稿多少篇？")
+    assert ans.found and "308篇" in ans.answer
+    ans = answerer.ask("站前区上传的1518件民情民意中，已解决多少件？")
+    assert ans.found and "1411件" in ans.answer
+
+
+def test_a_part_the_text_does_not_give_of_a_count_it_gives_is_refused(answerer):
+    """552名群众联络员 is printed; how many of them are women is not: the 45名 of another sentence
+    is not the answer."""
+    ans = answerer.ask("新安县聘任的552名群众联络员中，女性有多少名？")
+    assert not ans.found
+
+
+@pytest.mark.parametrize("question", [
+    "2024年下半年，洛阳市各级人大代表参加闭会期间活动多少次？",  # 上半年 is printed in the sentence
+    "西市区2025年1月至7月收集了多少件意见建议及问题？",  # 自8月以来 is printed
+])
+def test_a_period_other_than_the_printed_one_is_refused(answerer, question):
+    assert not answerer.ask(question).found
+
+
+def test_a_figure_beside_the_given_count_is_not_a_part_of_it(answerer):
+    """查摆问题289个、收集意见建议352条: the 352 is not the part of the 289 the question names."""
+    assert not answerer.ask("洛阳养老服务联动监督查摆的289个问题里，属于消防安全方面的有多少个？").found

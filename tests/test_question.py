@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.question import analyse, asked_unit, kind_of, unit_fits
+from rag.question import analyse, anchor_values, asked_unit, kind_of, months_named, printed_values, unit_fits
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +19,7 @@ def vocab(answerer):
     ("洛阳市如何推动“治未病”工作？", "explain"),
     ("汝阳县养老服务存在哪些问题？", "list"),
     ("村集体资产可以通过哪几种路子盘活？", "list"),
+    ("第六次会议是在去年9月几日召开的？", "date"),
 ])
 def test_the_kind_of_answer_asked(question, kind):
     assert kind_of(question) == kind
@@ -29,6 +30,7 @@ def test_the_kind_of_answer_asked(question, kind):
     ("How many schools did deputies check?", "所"),
     ("How many community-level deputy liaison stations had been built?", None),
     ("How many ancient and famous trees are registered in Luoyang?", "株"),
+    ("科研基地占地面积有多少亩？", "亩"), ("How many hours did the group spend on study?", "小时"),
 ])
 def test_the_unit_asked(question, unit):
     assert asked_unit(question) == unit
@@ -91,3 +93,37 @@ def test_a_dictionary_sense_of_several_words_needs_them_all_in_the_question(voca
     lexicon = vocab.lexicon
     assert lexicon.terms(["water"], "water supply works")["water"] == ("水务",)
     assert "水务" not in lexicon.terms(["water"], "how much water was used")["water"]
+
+
+@pytest.mark.parametrize("question, counts", [
+    ("新安县聘任的552名群众联络员中，女性有多少名？", {552}),
+    ("洛龙区新增的3000余个学位中，小学学位有多少个？", {3000}),
+    ("Of the 4,056 opinions raised in the first half of 2024, how many were resolved?", {4056}),
+    ("Of the nine forums the workstation held, how many were with taxi firms?", {9}),
+    ("How many deputies took part in the donations that raised 30,000 yuan?", {30000}),
+    # years, days, ordinals and issues are not counts of what is asked about
+    ("2024年第3期刊登了几篇文章？", set()), ("On 16 May, where did the director go?", set()),
+    ("At which session of the 16th congress was it passed?", set()),
+])
+def test_the_counts_a_question_gives_are_read_as_values(question, counts):
+    assert anchor_values(question) == counts
+
+
+def test_printed_figures_are_compared_by_value():
+    assert {30000, 116300, 9} <= printed_values("捐赠助农资金3万元、慈善捐款11.63万元,召开座谈会九场")
+
+
+def test_the_months_a_question_names():
+    assert months_named("西市区1月至7月收集了多少件意见建议？") == {1, 7}
+    assert months_named("What was held in March and May 2024?") == {3, 5}
+    assert months_named("How many deputies may attend?") == set()
+
+
+def test_every_place_at_the_head_of_an_organisation_is_checked(vocab):
+    q = analyse("2020年郑州市二七区人大常委会全年做出决议决定多少项？", vocab)
+    assert "二七区" in q.unknown_places
+
+
+def test_an_english_county_the_publications_name_scopes_the_question(vocab):
+    q = analyse("How many registered ancient trees are there in Luanchuan County?", vocab)
+    assert q.places == ("栾川县",) and not q.unknown_places
