@@ -46,7 +46,8 @@ NARROWER = re.compile(r"[\u4e00-\u9fff]{2,5}?(?:小区|社区|村|街道|镇|乡
 ORG_NAME = re.compile(r"[\u4e00-\u9fff“”]{2,14}?(?:公司|集团|医院|大学|学院|研究所|研究院|银行|协会|基地|中心|厂|工委|"
                       r"委员会|局|院|所)")
 PLACE_NAME = re.compile(r"[\u4e00-\u9fff]{1,6}?(?:省|市|区|县|镇|乡|村|街道|社区|小区)")
-PERIOD_WORDS = re.compile(r"上半年|下半年|全年|一季度|第一季度|前三季度|今年以来|年初以来|\d{1,2}月(?:份|底|末)|五年来|连续五年|本届|任期内")
+PERIOD_WORDS = re.compile(r"上半年|下半年|全年|一季度|第一季度|前三季度|今年以来|年初以来|\d{1,2}月(?:份|底|末|以来)|五年来|连续五年|本届|"
+                          r"任期内")
 
 FEATURES = (
     "dense", "dense_gap", "rank_inv", "fused", "cov", "cov_ctx", "focus_cov", "focus_missing",
@@ -328,6 +329,8 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             said = months_named(sent)
             if said and not said & q.months:
                 f["period_miss"] = 1.0
+        if q.per_unit and q.is_quantity and cand.kind == "figure":  # 人均 asked: a figure per person or item
+            f["total_for_mean"] = float(not re.search(r"人均|户均|平均|均|每", sent))
         if q.anchors and q.is_quantity and cand.kind == "figure":
             f["anchor_miss"] = float(not _anchored(q, sent, cand.target[0] - cand.start, focus_w, context))
     bound = {(c.hit.chunk.id, c.start) for c in cands if c.kind == "figure" and "asked_elsewhere" in c.features
@@ -353,8 +356,10 @@ def _anchored(q: Question, sent: str, at: int, focus_w: dict[str, float], contex
     own = next((c for start, c in clauses if start <= at < start + len(c)), "")
     if own in given:
         return True  # the count given and the figure in one clause
-    added = [k for k in focus_w if not any(k in c for c in given) and k not in context]
-    return not added or any(k in own for k in added)
+    added = [k for k in focus_w if not any(k in c for c in given)]
+    # a word the passage's article is about (老龄化 in a report on 人口老龄化) may bind the figure;
+    # it need not, when it says what the whole article is about
+    return any(k in own for k in added) or all(k in context for k in added)
 
 
 def _names_field(question: str, label: str) -> bool:
@@ -433,7 +438,8 @@ def _binding(sentence: str, fig: tuple[int, int], q: Question) -> dict[str, floa
         forms = (q.asked_verb, *VERB_SYNONYMS.get(q.asked_verb, ()))
         here = sentence[ccs:cce]
         outside = sentence[:ccs] + "|" + sentence[cce:]
-        elsewhere = float(asked < 1 and not any(w in here for w in forms) and any(w in outside for w in forms))
+        # (the noun asked, 意见建议, may be counted by both figures: 征集意见建议486条,采纳143条)
+        elsewhere = float(not any(w in here for w in forms) and any(w in outside for w in forms))
     return {"bind_noun": noun, "bind_pred": max(0.0, pred), "own_cov": own_cov, "own_asked": asked,
             "noun_right_after": right_after,
             "asked_elsewhere": elsewhere}
@@ -455,7 +461,7 @@ def _after_role(sentence: str, at: int, roles: tuple[str, ...], author: str | No
     return 0.2
 
 
-DAY_ASKED = re.compile(r"哪天|哪一天|几号|几日|几月几日|什么日子|日期|what date|which day|on what day", re.I)
+DAY_ASKED = re.compile(r"哪天|哪一天|几号|几日|几月几日|什么日子|日期|what (?:exact |precise )?date|which day|on what day", re.I)
 
 
 def eligible(q: Question, cand: Candidate) -> bool:
@@ -463,7 +469,8 @@ def eligible(q: Question, cand: Candidate) -> bool:
     the kind of answer asked (a figure with a fitting unit for how-many, a name for who, a
     date for when). The ranker chooses among these; the rest only show what is nearby."""
     f = cand.features
-    if f.get("place_miss", 0) or f.get("year_miss", 0) or f.get("period_miss", 0) or f.get("anchor_miss", 0):
+    if f.get("place_miss", 0) or f.get("year_miss", 0) or f.get("period_miss", 0) or f.get("anchor_miss", 0) \
+            or f.get("total_for_mean", 0):
         return False
     if cand.kind == "field" and not f.get("field_match"):
         return False  # a short labelled line, but not the label asked
@@ -479,6 +486,10 @@ def eligible(q: Question, cand: Candidate) -> bool:
                                            for m in rx.finditer(cand.sentence))
     if q.kind == "list":  # items: an enumeration, a run of 、, or several quoted names
         sent = cand.sentence
+        # the set the question names (“三大核心板块”), where the sentence names it too: its items follow it
+        named = [n for n in re.findall(r"“([^”]{2,12})”", q.text) if f"“{n}”" in sent]
+        if named:
+            sent = sent[sent.index(f"“{named[0]}”") + len(named[0]) + 2:]
         return bool(ENUMERATION.search(sent)) or sent.count("、") >= 2 or len(re.findall(r"“[^”]{2,}”", sent)) >= 2
     if q.kind in ("who", "date"):
         if cand.kind not in ("figure", "field"):

@@ -29,7 +29,7 @@ FIGURE = re.compile(
 ASKED_UNIT = re.compile(rf"(?:多少|几)({UNITS})")
 UNIT_AT_END = re.compile(rf"(?:{UNITS})$")
 # a question after an amount of money asks for 元, 万元 or 亿元, whatever noun it counts
-MONEY = re.compile(r"(?:资金|投资|投入|金额|经费|费用|资金量|多少钱|补贴|预算)(?:额|总额)?(?:是|为|有|达到?)?多少|多少(?:资金|钱|经费)|how much money|how much (?:funding|investment)|\binvest", re.I)
+MONEY = re.compile(r"(?:资金|投资|投入|金额|经费|费用|资金量|多少钱|补贴|预算)(?:额|总额)?(?:是|为|有|达到?)?多少|多少[\u4e00-\u9fff]{0,4}?(?:资金|钱|经费|费用)|how much money|how much (?:funding|investment)|\binvest", re.I)
 
 
 def unit_of(figure: str) -> str:
@@ -64,14 +64,17 @@ UNIT_ALIASES = {"位": ("名", "人"), "名": ("位", "人"), "人": ("名", "�
                 "条": ("件", "个", "项"), "件": ("条", "个", "项"), "人次": ("人",), "件次": ("件",)}
 RATE = re.compile(r"[^\w]?率|百分比|百分之|占比|比例|比重|percentage|percent|\brate\b|proportion|share of", re.I)
 QUANTITY = re.compile(r"多少|几[个次部人件项条家名位所处株场篇本栋户岁天年]?|数量|how many|how much|number of", re.I)
-LIST = re.compile(r"哪些|哪几|有什么|包括什么|包含|which measures|what measures|what are the|\blist\b|what steps", re.I)
+LIST = re.compile(r"哪些|哪几|哪[二三四五六七八九十两\d]{1,2}[个项件类条种大名家所]|分别(?:是什么|叫什么|是哪)|有什么|包括什么|包含|\bwhich (?:two|three|four|five|six|seven|eight|nine|ten|\d+)\b|which measures|what measures|what are the|\blist\b|what steps", re.I)
 EXPLAIN = re.compile(r"如何|怎样|怎么|为什么|为何|什么方式|什么办法|什么方法|通过什么|\bwhy\b|\bhow (?:does|do|did|is|are|was|were|has|have)\b|in what way|by what means", re.I)
 WHO = re.compile(r"是谁|由谁|谁[是写作担]|哪位|作者|撰稿|\bwho\b|\bauthor\b|\bwrote\b", re.I)
 ORG = re.compile(r"哪家|哪个(?:单位|部门|公司|企业|机构|医院|学校)|什么(?:单位|公司|企业|机构)|"
                  r"\bwhich (?:company|firm|enterprise|institution|organi[sz]ation|hospital|unit|department)\b", re.I)
-DATE = re.compile(r"什么时候|何时|哪天|哪一天|几月|哪一年|哪年|日期|\bwhen\b|what date|which day|which year", re.I)
+DATE = re.compile(r"什么时候|何时|哪天|哪一天|几月|哪一年|哪年|日期|\bwhen\b|what (?:exact |precise )?date|which day|which year", re.I)
 WHERE = re.compile(r"在哪|哪里|什么地方|地址|哪个(?:县|区|市|省|镇|乡|村|地方|街道|社区|小区)|到哪|去哪|"
                    r"\bwhere\b|address|\bwhich (?:county|district|city|province|town|village)\b", re.I)
+# a measure per person or per item (人均每年增收多少元, 每部电梯平均节省): a total is not the answer
+PER_UNIT = re.compile(r"人均|户均|平均|每(?:人|户|部|个|名|位|家|所|台|栋)|per (?:capita|person|head|household)|"
+                      r"on average|\baverage\b", re.I)
 # the titles a who-question asks after; a longer one first, so 副主任 is not read as 主任
 ROLES = ("党组书记", "副主任", "主任", "秘书长", "副主编", "主编", "责任编辑", "编辑", "版面设计", "书记",
          "主席", "县长", "区长", "市长", "局长", "院长", "部长", "组长", "委员")
@@ -171,6 +174,7 @@ class Question:
     bridged: tuple[str, ...] = ()  # Chinese words CC-CEDICT gives for an English question's other words
     stated: frozenset[str] = frozenset()  # the figures the question itself gives, as digits
     measure_words: tuple[str, ...] = ()  # without ``unit``: the classifiers the dictionary gives the noun counted
+    per_unit: bool = False  # 人均, 每部, on average: a figure per person or item, not a total
     anchors: frozenset[float] = frozenset()  # counts the question gives of what it asks about (552名 … 中)
     months: frozenset[int] = frozenset()  # the months it names (1月至7月, in May)
 
@@ -284,7 +288,7 @@ def kind_of(text: str) -> str:
 
 
 # 9月几日, 几号: a day is asked, not a count
-DAY = re.compile(r"几[日号]|几月几|哪天|哪一天|what date|which day|on what day", re.I)
+DAY = re.compile(r"几[日号]|几月几|哪天|哪一天|what (?:exact |precise )?date|which day|on what day", re.I)
 KIND_PATTERNS = ((DAY, "date"), (QUANTITY, "number"), (WHO, "who"), (DATE, "date"), (ORG, "org"), (WHERE, "where"),
                  (EXPLAIN, "explain"), (LIST, "list"))
 
@@ -359,6 +363,10 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
     periods = tuple(name for name, pat in PERIODS.items() if re.search(pat, text, re.I))
     kind = kind_of(text)
     counted = _counted(text, english, vocab)
+    asked = _asked_word(text)
+    # the verb that picks one of a sentence's figures: LAC's last verb before 多少, else the word
+    # right before it when LAC tags it a verb elsewhere in the question (已办结多少条)
+    asked_verb = None if english else (_asked_verb(text) or (asked if asked in predicates else None))
     unit = asked_unit(text) if kind in ("number", "rate") else None
     # "how many workers": the classifiers CC-CEDICT gives 工人 (个, 名), where no unit was read
     measure = tuple(c for c in classifiers(counted) if UNIT_AT_END.fullmatch(c)) if (
@@ -366,9 +374,10 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
     return Question(text, "en" if english else "zh", kind, unit,
                     tuple(places), tuple(unknown), years, terms, focus, predicates,
                     asked_roles(text) if kind == "who" else (), periods, tuple(unmapped),
-                    tuple(k for k in focus if vocab.count(k) == 0 and k not in META), _asked_word(text),
-                    _asked_verb(text) if not english else None, names_zh, counted, tuple(bridged),
-                    stated_figures(text), measure, anchor_values(text), months_named(text))
+                    tuple(k for k in focus if vocab.count(k) == 0 and k not in META), asked,
+                    asked_verb, names_zh, counted, tuple(bridged),
+                    stated_figures(text), measure, bool(PER_UNIT.search(text)), anchor_values(text),
+                    months_named(text))
 
 
 # the report's own verb for what a question may call otherwise
@@ -550,7 +559,7 @@ def _predicates(text: str) -> tuple[str, ...]:
 
 
 EN_PLACE = re.compile(r"\b(?:in|did|does|has|at) ([A-Z][a-z]+(?:'[a-z]+)?)(?![\w'])(?! [A-Z])")
-EN_PLACE_SUFFIX = re.compile(r"\b([A-Z][a-z]+(?:[-'][A-Za-z]+)*) (District|County|City|Township|Town|Province)\b")
+EN_PLACE_SUFFIX = re.compile(r"\b([A-Z][a-z]+(?:[-'][A-Za-z]+)*) ((?i:district|county|city|township|town|province))\b")
 EN_SUFFIX_ZH = {"District": "区", "County": "县", "City": "市", "Township": "乡", "Town": "镇", "Province": "省"}
 
 
@@ -582,18 +591,27 @@ def _places(text: str, expanded: str, vocab: Vocabulary) -> tuple[list[str], lis
             # passages' own places, scopes the question as a Chinese one would
             zh = vocab.transliterate(w) if suffix else None
             if zh and not any(zh in vocab.places.get(k, k) for k in known):
-                full = zh + EN_SUFFIX_ZH[suffix]
+                full = zh + EN_SUFFIX_ZH[suffix.title()]
                 if vocab.mentions(full):
                     known.append(vocab.places.get(full, full))
+        # the glossary's places (Ruyang → 汝阳县) that are not the passages' own places
+        for name in re.findall(r"[\u4e00-\u9fff]{2,8}", expanded):
+            if PLACE_SUFFIX.search(name) and name not in GENERIC_PLACES and vocab.mentions(name) \
+                    and not any(name in vocab.places.get(k, k) or vocab.places.get(k, k) in name for k in known):
+                known.append(vocab.places.get(name, name))
     else:
         for word, tag in lac_tags(text):
-            if tag == "LOC":
+            if tag not in ("LOC", "ORG"):
+                continue
+            # the places at its head: 郑州市二七区人大常委会 → 郑州市, 二七区; 汝阳县村(一级) → 汝阳县
+            heads, at = [], 0
+            while m := re.match(r"(.{2,8}?(?:省|市|区|县|旗|镇|乡|街道))", word[at:]):
+                heads.append(m.group(1))
+                at += m.end()
+            if tag == "ORG" or (heads and len(word) - at <= 1):
+                candidates += heads
+            else:
                 candidates.append(word)
-            elif tag == "ORG":  # the places at its head: 郑州市二七区人大常委会 → 郑州市, 二七区
-                at = 0
-                while m := re.match(r"(.{2,8}?(?:省|市|区|县|旗|镇|乡|街道))", word[at:]):
-                    candidates.append(m.group(1))
-                    at += m.end()
     for name in dict.fromkeys(candidates):
         if name in GENERIC_PLACES or len(name) < 2 or any(name in k or k in name for k in known):
             continue

@@ -208,3 +208,13 @@ def test_a_period_other_than_the_printed_one_is_refused(answerer, question):
 def test_a_figure_beside_the_given_count_is_not_a_part_of_it(answerer):
     """查摆问题289个、收集意见建议352条: the 352 is not the part of the 289 the question names."""
     assert not answerer.ask("洛阳养老服务联动监督查摆的289个问题里，属于消防安全方面的有多少个？").found
+
+
+def test_a_rate_beside_the_count_the_question_gives_is_answered(answerer):
+    ans = answerer.ask("汝阳县60岁以上老人有8.9万人，老龄化率是多少？")
+    assert ans.found and "16.8%" in ans.answer
+
+
+def test_a_total_is_not_the_answer_to_a_figure_per_person(answerer):
+    """人均 asked, only the county's total income (综合收益突破18亿元) printed."""
+    assert not answerer.ask("新安县樱桃种植的综合收益，人均每年是多少元？").found

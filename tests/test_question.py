@@ -19,7 +19,7 @@ def vocab(answerer):
     ("洛阳市如何推动“治未病”工作？", "explain"),
     ("汝阳县养老服务存在哪些问题？", "list"),
     ("村集体资产可以通过哪几种路子盘活？", "list"),
-    ("第六次会议是在去年9月几日召开的？", "date"),
+    ("第六次会议是在去年9月几日召开的？", "date"), ("On what exact date did the regulation take effect?", "date"),
 ])
 def test_the_kind_of_answer_asked(question, kind):
     assert kind_of(question) == kind
@@ -30,7 +30,7 @@ def test_the_kind_of_answer_asked(question, kind):
     ("How many schools did deputies check?", "所"),
     ("How many community-level deputy liaison stations had been built?", None),
     ("How many ancient and famous trees are registered in Luoyang?", "株"),
-    ("科研基地占地面积有多少亩？", "亩"), ("How many hours did the group spend on study?", "小时"),
+    ("科研基地占地面积有多少亩？", "亩"), ("每部电梯平均节省了多少安装资金？", "元"), ("How many hours did the group spend on study?", "小时"),
 ])
 def test_the_unit_asked(question, unit):
     assert asked_unit(question) == unit
@@ -127,3 +127,14 @@ def test_every_place_at_the_head_of_an_organisation_is_checked(vocab):
 def test_an_english_county_the_publications_name_scopes_the_question(vocab):
     q = analyse("How many registered ancient trees are there in Luanchuan County?", vocab)
     assert q.places == ("栾川县",) and not q.unknown_places
+
+
+def test_an_english_place_the_glossary_translates_scopes_the_question(vocab):
+    q = analyse("What is the ageing rate in ruyang county according to the congress survey?", vocab)
+    assert q.places == ("汝阳县",)
+
+
+def test_a_place_run_together_with_a_generic_word_is_the_place(vocab):
+    """LAC reads 汝阳县村一级 as one place 汝阳县村: the county is what is asked about."""
+    q = analyse("汝阳县村一级的养老服务设施总共建了多少个？", vocab)
+    assert q.places == ("汝阳县",) and not q.unknown_places
