@@ -438,8 +438,12 @@ def _binding(sentence: str, fig: tuple[int, int], q: Question) -> dict[str, floa
         forms = (q.asked_verb, *VERB_SYNONYMS.get(q.asked_verb, ()))
         here = sentence[ccs:cce]
         outside = sentence[:ccs] + "|" + sentence[cce:]
-        # (the noun asked, 意见建议, may be counted by both figures: 征集意见建议486条,采纳143条)
-        elsewhere = float(not any(w in here for w in forms) and any(w in outside for w in forms))
+        # The noun asked may be counted by both figures (征集意见建议486条,采纳吸收143条 — 被采用的意见建议):
+        # then the verb asked binds the other one only where it comes after this figure's clause;
+        # one before it may govern an enumeration (召开党组会议35次,主任会议39次 — 召开主任会议多少次)
+        after = sentence[cce:]
+        elsewhere = float(not any(w in here for w in forms)
+                          and any(w in (after if asked >= 1 else outside) for w in forms))
     return {"bind_noun": noun, "bind_pred": max(0.0, pred), "own_cov": own_cov, "own_asked": asked,
             "noun_right_after": right_after,
             "asked_elsewhere": elsewhere}
