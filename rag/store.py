@@ -247,7 +247,7 @@ def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: 
         if crash_after == "dense":  # for tests: simulate a crash mid-build
             raise RuntimeError("simulated crash during build")
         texts = [index_text(c) for c in chunks]
-        lexical.save(lexical.build([tokens(t) for t in texts]), tmp / "bm25")
+        lexical.save(lexical.build(tokens(t) for t in texts), tmp / "bm25")
         PinyinTable.build(c.text for c in chunks).save(tmp / "pinyin")
         manifest["backend"] = {"name": backends.LOCAL}
         if settings.backend == backends.MILVUS:  # the searched rows go to a new collection too

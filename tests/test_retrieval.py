@@ -3,10 +3,24 @@
 import numpy as np
 import pytest
 
-from rag import dense, store
+from rag import dense, lexical, store
 from rag.backends import fuse_scores, rrf
 from rag.chunking import sentence_windows
 from rag.retrieve import Retriever
+
+
+def test_bm25_over_token_ids_scores_as_bm25s_over_the_tokens():
+    """The index is built from each passage's token ids (memory), and must score as bm25s does
+    from the strings, empty passages included."""
+    import bm25s
+
+    passages = [["加装", "电梯", "138部"], ["电梯", "飞线", "治理"], [], ["古树名木", "保护", "电梯", "电梯"]]
+    by_strings = bm25s.BM25(k1=1.2, b=0.75)
+    by_strings.index([t or [""] for t in passages], show_progress=False)
+    by_ids = lexical.build(iter(passages))
+    for query in (["电梯"], ["加装", "138部"], ["古树名木", "飞线"], ["没有"]):
+        assert np.allclose(lexical.scores(by_ids, query), lexical.scores(by_strings, query))
+    assert lexical.document_frequencies(by_ids) == lexical.document_frequencies(by_strings)
 
 
 def test_sentence_windows_cover_the_chunk_in_whole_sentences():
