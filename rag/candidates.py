@@ -19,6 +19,7 @@ import numpy as np
 from .chunking import sentence_windows
 from .normalize import NormText, squash
 from .question import (
+    DAY,
     FIGURE,
     PERIODS,
     ROLES,
@@ -330,7 +331,7 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             if said and not said & q.months:
                 f["period_miss"] = 1.0
         if q.per_unit and q.is_quantity and cand.kind == "figure":  # 人均 asked: a figure per person or item
-            f["total_for_mean"] = float(not re.search(r"人均|户均|平均|均|每", sent))
+            f["total_for_mean"] = float(not re.search(r"均|每", sent))  # 人均, 户均, 平均, 每
         if q.anchors and q.is_quantity and cand.kind == "figure":
             f["anchor_miss"] = float(not _anchored(q, sent, cand.target[0] - cand.start, focus_w, context))
     bound = {(c.hit.chunk.id, c.start) for c in cands if c.kind == "figure" and "asked_elsewhere" in c.features
@@ -465,7 +466,7 @@ def _after_role(sentence: str, at: int, roles: tuple[str, ...], author: str | No
     return 0.2
 
 
-DAY_ASKED = re.compile(r"哪天|哪一天|几号|几日|几月几日|什么日子|日期|what (?:exact |precise )?date|which day|on what day", re.I)
+DAY_ASKED = re.compile(DAY.pattern + r"|什么日子|日期", re.I)  # a day asked, as a date question's kind is read
 
 
 def eligible(q: Question, cand: Candidate) -> bool:

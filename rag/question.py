@@ -101,8 +101,6 @@ META = set("作者 撰写 撰稿 时间 日期 名称 名字 地址 数量 总�
            "哪条 哪种 哪类 单位 机构 公司".split())
 
 
-# the first character of what follows a name in a place: 市 区 县 镇 乡 村 街(道) 城 公(园) 小(区) 社(区) 路 河 山 湖 园
-
 
 def short_place(name: str) -> str:
     return re.sub(r"(省|市|区|县|旗)$", "", name)
@@ -486,13 +484,22 @@ def stated_figures(text: str) -> frozenset[str]:
 
 
 MONTHS = ("january february march april may june july august september october november december").split()
-MONTH_WORD = re.compile(r"\b(" + "|".join(m[:3] + r"\w*" for m in MONTHS) + r")\b", re.I)
-SKIP_AFTER = re.compile(r"(?:st|nd|rd|th|years?|months?|days?|percent|%|" + "|".join(m[:3] for m in MONTHS) + r")\b", re.I)
+MONTH_NUMBER = {m[:3]: i for i, m in enumerate(MONTHS, 1)}  # jan → 1
+MONTH_ABBR = "|".join(MONTH_NUMBER)
+MONTH_WORD = re.compile(rf"\b((?:{MONTH_ABBR})\w*)\b", re.I)
+SKIP_AFTER = re.compile(rf"(?:st|nd|rd|th|years?|months?|days?|percent|%|{MONTH_ABBR})\b", re.I)
+MONTH_BEFORE = re.compile(rf"(?:{MONTH_ABBR})\w*\.? $", re.I)  # "16 May" written "May 16"
 EN_COUNT = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?: (million|thousand))? (?=['‘\"“]?[A-Za-z])")
 EN_WORD_COUNT = re.compile(r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
                            r"sixteen|seventeen|eighteen|nineteen|twenty) (?!of\b)['‘]?[a-z-]+s\b", re.I)
 # a count with a classifier that is a length of time, an issue or a term, not a number of things
 NOT_COUNTED = {"年", "期", "届", "%"}
+SCALE = {"万": 1e4, "亿": 1e8, "thousand": 1e3, "million": 1e6}
+
+
+def _value(number: str, scale: str | None) -> float:
+    """A printed figure's value: 3 and 万 → 30000.0 (rounded, so 11.63万 equals 116300)."""
+    return round(float(number) * SCALE.get((scale or "").lower(), 1), 4)
 
 
 def anchor_values(text: str) -> frozenset[float]:
@@ -503,23 +510,21 @@ def anchor_values(text: str) -> frozenset[float]:
     out: set[float] = set()
     for m in re.finditer(rf"(?<![\d.第])(\d+(?:\.\d+)?)(万|亿)?(?:余|多)?({UNITS})", text):
         if m.group(3) not in NOT_COUNTED and not (m.group(3) == "万" and m.group(2)):
-            out.add(round(float(m.group(1)) * {"万": 1e4, "亿": 1e8}.get(m.group(2) or m.group(3), 1), 4))
+            out.add(_value(m.group(1), m.group(2) or m.group(3)))
     if is_english(text):
         for m in EN_COUNT.finditer(text):
             digits = m.group(1).replace(",", "")
             before, after = text[:m.start()], text[m.end():]
-            if (re.fullmatch(r"(?:19|20)\d\d", digits) or SKIP_AFTER.match(after)
-                    or re.search(r"(?:" + "|".join(m_[:3] for m_ in MONTHS) + r")\w*\.? $", before, re.I)):
+            if re.fullmatch(r"(?:19|20)\d\d", digits) or SKIP_AFTER.match(after) or MONTH_BEFORE.search(before):
                 continue
-            out.add(round(float(digits) * {"million": 1e6, "thousand": 1e3}.get((m.group(2) or "").lower(), 1), 4))
+            out.add(_value(digits, m.group(2)))
         out |= {float(EN_NUMBERS[m.group(1).lower()]) for m in EN_WORD_COUNT.finditer(text)}
     return frozenset(out)
 
 
 def printed_values(text: str) -> set[float]:
     """The values of the figures a passage prints (3万 → 30000, 九 → 9)."""
-    out = {round(float(m.group(1)) * {"万": 1e4, "亿": 1e8}.get(m.group(2) or "", 1), 4)
-           for m in re.finditer(r"(\d+(?:\.\d+)?)(万|亿)?", text.replace(",", ""))}
+    out = {_value(m.group(1), m.group(2)) for m in re.finditer(r"(\d+(?:\.\d+)?)(万|亿)?", text.replace(",", ""))}
     for m in re.finditer(r"[一二三四五六七八九十两]{1,3}", text):
         n = _zh_number(m.group(0))
         if n is not None:
@@ -531,8 +536,8 @@ def months_named(text: str) -> frozenset[int]:
     """The months a text names: 1月至7月 → {1, 7}, "in May" → {5} (not 5月13日's day)."""
     found = {int(m) for m in re.findall(r"(?<!\d)(\d{1,2})月", text) if 1 <= int(m) <= 12}
     if is_english(text):
-        found |= {MONTHS.index(next(n for n in MONTHS if n.startswith(w.lower()[:3]))) + 1
-                  for w in MONTH_WORD.findall(text) if w.lower() != "may" or re.search(r"\bMay\b", text)}
+        found |= {MONTH_NUMBER[w.lower()[:3]] for w in MONTH_WORD.findall(text)
+                  if w.lower() != "may" or re.search(r"\bMay\b", text)}
     return frozenset(found)
 
 
@@ -590,14 +595,14 @@ def _places(text: str, expanded: str, vocab: Vocabulary) -> tuple[list[str], lis
             # Luanchuan County → 栾川县: a place the publications name, though not one of the
             # passages' own places, scopes the question as a Chinese one would
             zh = vocab.transliterate(w) if suffix else None
-            if zh and not any(zh in vocab.places.get(k, k) for k in known):
+            if zh and not any(zh in k for k in known):
                 full = zh + EN_SUFFIX_ZH[suffix.title()]
                 if vocab.mentions(full):
                     known.append(vocab.places.get(full, full))
         # the glossary's places (Ruyang → 汝阳县) that are not the passages' own places
         for name in re.findall(r"[\u4e00-\u9fff]{2,8}", expanded):
             if PLACE_SUFFIX.search(name) and name not in GENERIC_PLACES and vocab.mentions(name) \
-                    and not any(name in vocab.places.get(k, k) or vocab.places.get(k, k) in name for k in known):
+                    and not any(name in k or k in name for k in known):
                 known.append(vocab.places.get(name, name))
     else:
         for word, tag in lac_tags(text):
