@@ -17,7 +17,6 @@ import numpy as np
 from . import lexical
 from .candidates import (
     ENUMERATION,
-    SENTENCE,
     UNSCORED,
     Candidate,
     eligible,
@@ -27,6 +26,7 @@ from .candidates import (
     narrow,
     vectorise,
 )
+from .chunking import SENTENCE
 from .config import Settings
 from .corpus import load_corpus, load_manifest
 from .extract import page_at
@@ -59,6 +59,8 @@ class Answerer:
         self.entries = {e["doc_id"]: e for e in load_manifest(settings.manifest_path)}
         self.positions = index.positions
         self.row_start = np.searchsorted(index.owner, np.arange(len(index.chunks) + 1))
+        self.sentence_start = (np.searchsorted(index.sentences.owner, np.arange(len(index.chunks) + 1))
+                               if index.sentences is not None else None)
         self.places = self._gazetteer(index.chunks)
         self.years = {c.year for c in index.chunks if c.year}
         self.mentioned_years = {int(y) for t in self.texts.values() for y in re.findall(r"((?:19|20)\d\d)年", t)}
@@ -119,12 +121,21 @@ class Answerer:
         pos = self.positions[hit.chunk.id]
         return self.retriever.index.vectors[self.row_start[pos]:self.row_start[pos + 1]]
 
+    def _sentence_vectors(self, hit: Hit) -> tuple[np.ndarray, np.ndarray] | None:
+        """The spans and vectors of the passage's sentences, stored with the index."""
+        table = self.retriever.index.sentences
+        if table is None:
+            return None
+        pos = self.positions[hit.chunk.id]
+        a, b = self.sentence_start[pos], self.sentence_start[pos + 1]
+        return table.spans[a:b], table.vectors[a:b]
+
     def candidates(self, q: Question, hits: list[Hit]) -> list[Candidate]:
         """Every candidate of the passages with its features (and probability, with a ranker)."""
         norms = {h.chunk.id: self._norm(h.chunk) for h in hits}
         cands = generate(q, hits, norms, self.texts)
         qvec = self.retriever.query_vector(q.text) if self.settings.retriever != "lexical" else None
-        featurise(q, cands, qvec, self._window_vectors, self.years)
+        featurise(q, cands, qvec, self._window_vectors, self.years, self._sentence_vectors)
         fit = [c for c in cands if eligible(q, c)]
         if self.ranker is not None:
             if fit:  # probabilities among the candidates that can answer; the rest only show what is near

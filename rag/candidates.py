@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunking import sentence_windows
+from .chunking import sentence_spans, sentence_windows
 from .normalize import NormText, squash
 from .question import (
     DAY,
@@ -33,7 +33,6 @@ from .question import (
 from .schema import Hit
 from .tokenize import person_names
 
-SENTENCE = re.compile(r"[^。!?;\n]+[。!?;]?")
 CLAUSE = re.compile(r"[^,;:。!?\n]+[,;:。!?]?")
 # an item of an enumeration: (一) (二)…, 一是 二是…, 1. 2.…
 ENUMERATION = re.compile(r"[(（][一二三四五六七八九十]{1,2}[)）]|(?<![\u4e00-\u9fff])[一二三四五六七八九十]是|(?<![\d.])\d{1,2}[.、](?!\d)")
@@ -59,6 +58,7 @@ FEATURES = (
     "period_hit", "period_miss", "unknown_place", "year_uncovered", "lang_en",
     "own_cov", "own_asked", "date_full", "in_question", "asked_elsewhere", "dense_gap_en", "article_match",
     "missing_max", "narrower", "noun_right_after", "rate_named", "rate_other", "missing_passage", "missing_alien",
+    "dense_sent", "dense_sent_gap",
 )
 # a rate's name: 办结率, 满意率, 老龄化率 (the two characters before 率)
 RATE_WORD = re.compile(r"[\u4e00-\u9fff]{2}率")
@@ -167,12 +167,7 @@ def generate(q: Question, hits: list[Hit], norms: dict[str, NormText], raw: dict
         c = hit.chunk
         norm = norms[c.id]
         text = norm.text
-        for m in SENTENCE.finditer(text):
-            s, e = m.start(), m.end()
-            while s < e and text[s].isspace():
-                s += 1
-            if len(text[s:e].strip()) < 4:
-                continue
+        for s, e in sentence_spans(text):
             sent = text[s:e]
             targets: list[tuple[int, int]] = []
             if q.is_quantity:
@@ -199,9 +194,11 @@ def _not_a_count(sentence: str, fs: int, fe: int) -> bool:
     return bool(re.search(r"届[^,;、。]{0,6}$", sentence[max(0, fs - 8):fs]) and sentence.startswith("会议", fe))
 
 
-def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, window_vectors, corpus_years: set[int]) -> None:
+def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, window_vectors, corpus_years: set[int],
+              sentence_vectors=None) -> None:
     """Fill each candidate's features. ``window_vectors(hit)`` gives the stored dense vectors of
-    the passage's sentence windows, so only the question is embedded at query time."""
+    the passage's sentence windows and ``sentence_vectors(hit)`` those of its sentences (spans
+    and vectors, or None), so only the question is embedded at query time."""
     total = sum(q.terms.values()) or 1.0
     focus_w = {k: q.terms[k] for k in q.focus}
     topical = list(focus_w) or list(q.terms)  # the words besides places and years
@@ -219,7 +216,8 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             vecs = window_vectors(cand.hit)
             sims = (vecs @ qvec) if (qvec is not None and vecs is not None and len(vecs)) else np.zeros(len(spans))
             dense_by_chunk[c.id] = (spans, np.asarray(sims, dtype=np.float32))
-    best_dense = 0.0
+    own = _sentence_sims(cands, qvec, sentence_vectors)
+    best_dense = best_sent = 0.0
     top_fused = max((cd.hit.score for cd in cands), default=1.0) or 1.0
     for cand in cands:
         c = cand.hit.chunk
@@ -230,6 +228,10 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
         over = [float(s) for (a, b), s in zip(spans, sims) if a < cand.end and cand.start < b]
         f["dense"] = max(over) if over else (float(sims.max()) if len(sims) else 0.0)
         best_dense = max(best_dense, f["dense"])
+        # the sentence's own vector where the index has it (a field line, or an index built
+        # without sentence vectors, falls back to its window's)
+        f["dense_sent"] = own.get((c.id, cand.start, cand.end), f["dense"])
+        best_sent = max(best_sent, f["dense_sent"])
         f["rank_inv"] = 1.0 / cand.hit.rank
         f["fused"] = cand.hit.score / top_fused
         in_sent = {k for k in q.terms if k in sent}
@@ -339,6 +341,7 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
              and any(w in c.sentence for w in (q.asked_verb, *VERB_SYNONYMS.get(q.asked_verb, ())))}
     for cand in cands:
         cand.features["dense_gap"] = cand.features["dense"] - best_dense
+        cand.features["dense_sent_gap"] = cand.features["dense_sent"] - best_sent
         if cand.features.get("asked_elsewhere") and (cand.hit.chunk.id, cand.start) in bound:
             cand.features["sibling_asked"] = 1.0  # another figure of this sentence is the one asked
         if q.lang == "en":  # an English question's glossary terms are few: the dense side carries it
@@ -373,6 +376,27 @@ def _names_field(question: str, label: str) -> bool:
         if not w.isascii() and squash(w) in qs:
             return True
     return False
+
+
+def _sentence_sims(cands: list[Candidate], qvec: np.ndarray | None, sentence_vectors) -> dict[tuple[str, int, int], float]:
+    """(chunk id, start, end) of each stored sentence of the candidates' passages → its
+    similarity to the question."""
+    out: dict[tuple[str, int, int], float] = {}
+    if qvec is None or sentence_vectors is None:
+        return out
+    seen = set()
+    for cand in cands:
+        c = cand.hit.chunk
+        if c.id in seen:
+            continue
+        seen.add(c.id)
+        stored = sentence_vectors(cand.hit)
+        if stored is None:
+            continue
+        spans, vecs = stored
+        for (s, e), sim in zip(spans.tolist(), (np.asarray(vecs, dtype=np.float32) @ qvec).tolist()):
+            out[(c.id, s, e)] = sim
+    return out
 
 
 def _window_spans(norm_text: str, chunk_text: str) -> list[tuple[int, int]]:

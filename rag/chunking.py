@@ -101,6 +101,22 @@ def chunk_document(doc: Document, chunk_size: int = 300, chunk_overlap: int = 60
 
 
 SENTENCE_END = re.compile(r"(?<=[。!?;\n])")
+# a sentence of a normalised passage, as the answerer reads it (rag/candidates.py)
+SENTENCE = re.compile(r"[^。!?;\n]+[。!?;]?")
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """The answer candidates' sentences of a normalised passage: spans without leading space,
+    of at least four characters. The index embeds each (rag/store.py), so the answerer compares
+    a question with the very sentence it may quote, not with the window around it."""
+    spans = []
+    for m in SENTENCE.finditer(text):
+        s, e = m.start(), m.end()
+        while s < e and text[s].isspace():
+            s += 1
+        if len(text[s:e].strip()) >= 4:
+            spans.append((s, e))
+    return spans
 
 
 def sentence_windows(text: str, min_chars: int = 40) -> list[str]:

@@ -127,10 +127,14 @@ def _progress_line():
     """A line per block of embedded texts, with rate and time left, for logs (no terminal)."""
     import time
 
-    t0 = time.monotonic()
+    stage = {"total": None, "t0": time.monotonic(), "last": time.monotonic()}
 
     def report(done: int, total: int) -> None:
-        rate = done / max(time.monotonic() - t0, 1e-6)
+        now = time.monotonic()
+        if total != stage["total"]:  # a new stage (the windows, then the sentences) began at the last report
+            stage.update(total=total, t0=stage["last"])
+        stage["last"] = now
+        rate = done / max(now - stage["t0"], 1e-6)
         print(f"embedded {done}/{total} texts, {rate:.0f}/s, about {(total - done) / max(rate, 1e-6):.0f} s left",
               file=sys.stderr, flush=True)
 

@@ -39,6 +39,9 @@ class Settings:
     # dense_auto_rows vectors, IVF above (measured by `rag bench --scale`; recorded in the manifest)
     dense_index: str = "auto"
     dense_auto_rows: int = 200_000
+    # each sentence the answerer may quote gets its own vector up to this many chunks (above, the
+    # ranker compares the question with the sentence's window; rag/store.py says why)
+    sentence_vectors_max_chunks: int = 50_000
     hnsw_m: int = 32
     hnsw_ef_search: int = 64
     # the dense index holds one vector per run of whole sentences of at least this many

@@ -605,18 +605,23 @@ def _places(text: str, expanded: str, vocab: Vocabulary) -> tuple[list[str], lis
                     and not any(name in k or k in name for k in known):
                 known.append(vocab.places.get(name, name))
     else:
-        for word, tag in lac_tags(text):
+        for tagged, tag in lac_tags(text):
             if tag not in ("LOC", "ORG"):
                 continue
-            # the places at its head: 郑州市二七区人大常委会 → 郑州市, 二七区; 汝阳县村(一级) → 汝阳县
-            heads, at = [], 0
-            while m := re.match(r"(.{2,8}?(?:省|市|区|县|旗|镇|乡|街道))", word[at:]):
-                heads.append(m.group(1))
-                at += m.end()
-            if tag == "ORG" or (heads and len(word) - at <= 1):
-                candidates += heads
-            else:
-                candidates.append(word)
+            # the places the gazetteer knows are cut out first (营口西市区 → 营口 + 西市区, not
+            # 营口西市 + 区; 汝阳县村 → 汝阳县 + 村); then the places at the head of what is left:
+            # 郑州市二七区人大常委会 → 郑州市, 二七区
+            for k in known:
+                tagged = tagged.replace(k, "|")
+            for word in (w for w in tagged.split("|") if len(w) >= 2):
+                heads, at = [], 0
+                while m := re.match(r"(.{2,8}?(?:省|市|区|县|旗|镇|乡|街道))", word[at:]):
+                    heads.append(m.group(1))
+                    at += m.end()
+                if tag == "ORG" or (heads and len(word) - at <= 1):
+                    candidates += heads
+                else:
+                    candidates.append(word)
     for name in dict.fromkeys(candidates):
         if name in GENERIC_PLACES or len(name) < 2 or any(name in k or k in name for k in known):
             continue

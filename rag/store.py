@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from . import backends, dense, lexical
-from .chunking import sentence_windows
+from .chunking import sentence_spans, sentence_windows
 from .config import Settings
 from .embedders import Embedder, make_embedder
 from .ingest import ingest, read_chunks, write_chunks
+from .normalize import normalize_span
 from .pinyin import PinyinTable
 from .ranker import file_digest
 from .schema import Chunk
@@ -173,6 +174,53 @@ class EmbeddingCache:
 
 
 @dataclass
+class SentenceTable:
+    """A vector for every sentence the answerer may quote (rag/chunking.sentence_spans), chunk
+    by chunk: the ranker compares the question with the sentence itself, where the dense index
+    only knows the 40-character windows that may hold two or three of them."""
+
+    vectors: np.ndarray  # float16, one row per sentence
+    owner: np.ndarray  # the position of each row's chunk, ascending
+    spans: np.ndarray  # (start, end) of each sentence in its chunk's normalised passage
+
+
+def sentence_rows(chunks: list[Chunk], texts: dict[str, str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The sentences of every chunk as the answerer reads them (the passage normalised from the
+    document's text), with their chunk positions and spans."""
+    rows, owner, spans = [], [], []
+    for pos, c in enumerate(chunks):
+        if c.doc_id not in texts:
+            continue
+        norm = normalize_span(texts[c.doc_id], c.start, c.end).text
+        for s, e in sentence_spans(norm):
+            rows.append(norm[s:e])
+            owner.append(pos)
+            spans.append((s, e))
+    return rows, np.array(owner, dtype=np.int64), np.array(spans, dtype=np.int32).reshape(-1, 2)
+
+
+def _sentence_table(settings: Settings, chunks: list[Chunk], progress: bool = False,
+                    on_progress=None) -> tuple[dict, SentenceTable | None]:
+    """Embed every chunk's sentences (most from the embedding cache after the first build).
+    Above ``sentence_vectors_max_chunks`` none are: they would roughly double the build's
+    embedding and the index's vectors, and the ranker falls back to each sentence's window."""
+    from .corpus import load_corpus
+
+    limit = settings.sentence_vectors_max_chunks
+    if len(chunks) > limit:
+        return {"rows": 0, "max_chunks": limit}, None
+    texts = {d.doc_id: d.text for d in load_corpus(settings.corpus_dir, skip_bad=True).documents}
+    rows, owner, spans = sentence_rows(chunks, texts)
+    embedder = make_embedder(settings)
+    if (progress or on_progress) and rows:
+        log.info("embedding the %d sentences the answerer may quote", len(rows))
+    vectors = EmbeddingCache(settings.index_dir / "cache", embedder.name, settings.embed_flush).embed(
+        embedder, rows, progress=progress, on_progress=on_progress)
+    table = SentenceTable(np.asarray(vectors, dtype=np.float16), owner, spans)
+    return {"rows": len(rows), "max_chunks": limit, "vectors": "float16"}, table
+
+
+@dataclass
 class Index:
     """A loaded index: the chunk table and both retrieval structures, aligned by position."""
 
@@ -183,6 +231,7 @@ class Index:
     bm25: object
     manifest: dict
     pinyin: PinyinTable  # the passages' Chinese in pinyin, for romanised names in English questions
+    sentences: SentenceTable | None = None  # None: built without sentence vectors (too many chunks)
 
     @functools.cached_property
     def positions(self) -> dict[str, int]:
@@ -229,7 +278,7 @@ def _manifest(settings: Settings, embedder: Embedder, chunks: list[Chunk], docs:
 
 
 def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: np.ndarray,
-           manifest: dict, crash_after: str | None = None) -> Path:
+           manifest: dict, crash_after: str | None = None, progress: bool = False, on_progress=None) -> Path:
     """Write a complete index to a temp folder, then swap it in for ``current``."""
     settings.index_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_builds(settings.index_dir)
@@ -249,6 +298,11 @@ def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: 
         texts = [index_text(c) for c in chunks]
         lexical.save(lexical.build(tokens(t) for t in texts), tmp / "bm25")
         PinyinTable.build(c.text for c in chunks).save(tmp / "pinyin")
+        manifest["sentences"], table = _sentence_table(settings, chunks, progress, on_progress)
+        if table is not None:
+            np.save(tmp / "sentences.npy", table.vectors)
+            np.save(tmp / "sentence_owner.npy", table.owner)
+            np.save(tmp / "sentence_spans.npy", table.spans)
         manifest["backend"] = {"name": backends.LOCAL}
         if settings.backend == backends.MILVUS:  # the searched rows go to a new collection too
             manifest["backend"] = backends.write_collection(settings, chunks, vectors, owner, texts, d)
@@ -344,12 +398,15 @@ def build_index(settings: Settings, progress: bool = False, skip_bad: bool = Fal
     vectors = cache.embed(embedder, texts, progress=progress and pipeline is None, on_progress=on_progress,
                           stream=pipeline.stream if pipeline is not None else None)
     manifest = _manifest(settings, embedder, chunks, documents, len(texts))
-    _write(settings, chunks, vectors, owner, manifest, crash_after)
+    _write(settings, chunks, vectors, owner, manifest, crash_after, progress=progress and pipeline is None,
+           on_progress=on_progress)
     write_chunks(chunks, settings.index_dir / "chunks.jsonl")
+    sentences = json.loads((current_dir(settings) / "manifest.json").read_text())["sentences"]["rows"]
     return {
         "chunks": len(chunks),
         "documents": documents,
         "dense_rows": len(texts),
+        "sentence_rows": sentences,
         "embedded": cache.misses,
         "cached": cache.hits,
         "seconds": time.perf_counter() - t0,
@@ -396,14 +453,20 @@ def load_index(settings: Settings, check_corpus: bool = True) -> Index:
         faiss_index = dense.load(cur / "dense.faiss") if settings.backend != backends.MILVUS else None
         bm25 = lexical.load(cur / "bm25")
         pinyin = PinyinTable.load(cur / "pinyin")
+        sentences = None
+        if (cur / "sentences.npy").exists():
+            sentences = SentenceTable(np.asarray(np.load(cur / "sentences.npy", mmap_mode="r")),
+                                      np.load(cur / "sentence_owner.npy"), np.load(cur / "sentence_spans.npy"))
     except Exception as e:
         raise IndexError_(f"index in {cur} is corrupt ({type(e).__name__}: {e}); {hint}") from None
     rows = len(vectors) if faiss_index is None else faiss_index.ntotal
     consistent = (len(chunks) == bm25.scores["num_docs"] and len(owner) == rows == len(vectors)
-                  and np.array_equal(np.unique(owner), np.arange(len(chunks))))
+                  and np.array_equal(np.unique(owner), np.arange(len(chunks)))
+                  and (sentences is None or len(sentences.vectors) == len(sentences.owner) == len(sentences.spans)
+                       and (not len(sentences.owner) or int(sentences.owner[-1]) < len(chunks))))
     if not consistent:
         raise IndexError_(f"index in {cur} is inconsistent (counts differ); {hint}")
-    return Index(chunks, vectors, owner, faiss_index, bm25, manifest, pinyin)
+    return Index(chunks, vectors, owner, faiss_index, bm25, manifest, pinyin, sentences)
 
 
 def index_status(settings: Settings) -> str | None:
@@ -482,7 +545,7 @@ def add_document(settings: Settings, path: Path, entry: dict, progress: bool = F
     chunks = kept_chunks + new
     vectors = np.vstack([kept_vectors, vecs]) if len(texts) else kept_vectors
     owner = np.concatenate([kept_owner, owner + len(kept_chunks)])
-    stats = _rewrite(settings, chunks, vectors, owner, index.manifest)
+    stats = _rewrite(settings, chunks, vectors, owner, index.manifest, progress)
     stats["embedded"] = cache.misses
     stats["resumed"] = half_added
     return stats
@@ -495,7 +558,7 @@ def _reach_backend(settings: Settings) -> None:
         backends.milvus_client(settings)
 
 
-def _rewrite(settings: Settings, chunks, vectors, owner, old_manifest: dict) -> dict:
+def _rewrite(settings: Settings, chunks, vectors, owner, old_manifest: dict, progress: bool = False) -> dict:
     """Write an updated index with its chunks in corpus-manifest order, as a full build has."""
     from .corpus import load_manifest
 
@@ -507,7 +570,7 @@ def _rewrite(settings: Settings, chunks, vectors, owner, old_manifest: dict) -> 
     manifest = dict(old_manifest)
     manifest.update(corpus_hash=corpus_hash(settings), built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     counts={"documents": len(doc_order), "chunks": len(chunks), "dense_rows": len(owner)})
-    _write(settings, chunks, vectors, owner, manifest)
+    _write(settings, chunks, vectors, owner, manifest, progress=progress)
     write_chunks(chunks, settings.index_dir / "chunks.jsonl")
     return {"chunks": len(chunks), "documents": len(doc_order)}
 

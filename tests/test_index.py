@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from rag import dense, store
+from rag.chunking import sentence_spans
+from rag.embedders import make_embedder
 from rag.retrieve import QueryError, Retriever
 
 NEW_DOC = "2025年,某某县人大常委会召开常委会会议6次,听取审议专项工作报告12个,加装电梯77部。\n"
@@ -35,6 +37,9 @@ def test_add_then_remove_equals_the_index_without_it(built_copy, tmp_path):
     after = store.load_index(s)
     assert [c.id for c in after.chunks] == [c.id for c in before.chunks]
     assert np.array_equal(after.vectors, before.vectors)
+    assert len(added.sentences.owner) > len(before.sentences.owner)  # the new document's sentences
+    for field in ("vectors", "owner", "spans"):
+        assert np.array_equal(getattr(after.sentences, field), getattr(before.sentences, field))
     q = Retriever(s, after).search("洛龙区常委会会议", k=5)
     r = Retriever(s, before).search("洛龙区常委会会议", k=5)
     assert [h.chunk.id for h in q] == [h.chunk.id for h in r]
@@ -238,3 +243,39 @@ def test_a_passage_whose_print_marks_the_normaliser_drops_is_still_cited(built_c
     assert answer.found and "66部" in answer.answer and cited
     text = f.read_text(encoding="utf-8")
     assert all(c.quote == text[c.start:c.end] and c.passage_start <= c.start < c.end <= c.passage_end for c in cited)
+
+
+def test_every_sentence_the_answerer_may_quote_has_its_own_vector(built, answerer):
+    index = store.load_index(built)
+    assert index.manifest["sentences"]["rows"] == len(index.sentences.vectors) > len(index.chunks)
+    q = answerer.analyse("洛阳市人大常委会协调推进老旧小区加装电梯多少部？")
+    hits = answerer.retrieve(q, 5, None)
+    cands = answerer.candidates(q, hits)
+    for hit in hits[:2]:
+        spans, vecs = answerer._sentence_vectors(hit)
+        norm = answerer._norm(hit.chunk).text
+        stored = [tuple(s) for s in spans.tolist()]
+        assert stored == sentence_spans(norm)
+        want = make_embedder(built).embed_passages([norm[s:e] for s, e in stored[:3]])
+        assert np.allclose(np.asarray(vecs[:3], dtype=np.float32), want, atol=2e-3)  # stored in half precision
+        for c in cands:
+            if c.hit.chunk.id == hit.chunk.id and c.kind != "field":
+                assert (c.start, c.end) in stored  # compared with its own vector, not its window's
+    sims = [c.features["dense_sent"] for c in cands]
+    assert max(sims) - min(sims) > 0.05 and all(c.features["dense_sent_gap"] <= 0 for c in cands)
+
+
+def test_above_the_limit_no_sentence_is_embedded_and_answers_use_the_windows(corpus_copy):
+    from rag.answer import Answerer
+
+    s = corpus_copy.replace(sentence_vectors_max_chunks=10)
+    store.build_index(s)
+    index = store.load_index(s)
+    assert index.sentences is None and index.manifest["sentences"] == {"rows": 0, "max_chunks": 10}
+    assert not (store.current_dir(s) / "sentences.npy").exists()
+    answerer = Answerer(s)
+    ans = answerer.ask("洛阳市人大常委会协调推进老旧小区加装电梯多少部？")
+    assert ans.found and "138" in ans.answer
+    q = answerer.analyse("洛阳市人大常委会协调推进老旧小区加装电梯多少部？")
+    cands = answerer.candidates(q, answerer.retrieve(q, 5, None))
+    assert all(c.features["dense_sent"] == c.features["dense"] for c in cands)

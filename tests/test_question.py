@@ -134,6 +134,13 @@ def test_an_english_place_the_glossary_translates_scopes_the_question(vocab):
     assert q.places == ("汝阳县",)
 
 
+def test_a_known_place_run_together_with_its_city_is_not_cut_at_the_citys_character(vocab):
+    """营口西市区 is 营口 + 西市区, not an unknown 营口西市 + 区."""
+    q = analyse("营口西市区推进“数字人大”建设是以什么为牵引的？", vocab)
+    assert q.places == ("西市区",) and not q.unknown_places
+    assert "二七区" in analyse("郑州市二七区人大常委会开了几次会？", vocab).unknown_places
+
+
 def test_a_place_run_together_with_a_generic_word_is_the_place(vocab):
     """LAC reads 汝阳县村一级 as one place 汝阳县村: the county is what is asked about."""
     q = analyse("汝阳县村一级的养老服务设施总共建了多少个？", vocab)
