@@ -90,3 +90,16 @@ def test_dev_questions_are_answered_by_a_ranker_that_never_saw_them(settings):
     other = shipped.without(some_dev)
     X = np.random.default_rng(2).random((30, len(FEATURES)))
     assert other.threshold == shipped.threshold and not np.allclose(other.scores(X), shipped.scores(X))
+
+
+def test_questions_asking_the_same_fact_are_held_out_together(settings):
+    """The Chinese question and its English or paraphrased twin (same evidence) sit in one fold:
+    a scorer that has seen one would answer the other as no new question is answered."""
+    shipped = Ranker.load(DEFAULT_PATH)
+    fold_of = {qid: i for i, f in enumerate(shipped.folds) for qid in f["ids"]}
+    by_fact: dict[tuple[str, str], set[int]] = {}
+    for q in load_questions(settings.eval_dir / "questions.jsonl"):
+        if q["split"] == "dev" and q.get("evidence"):
+            by_fact.setdefault((q["doc_id"], q["evidence"]), set()).add(fold_of[q["id"]])
+    assert sum(len(f) > 0 for f in by_fact.values()) > 200
+    assert all(len(folds) == 1 for folds in by_fact.values())
