@@ -275,6 +275,13 @@ class Vocabulary:
         return math.log((self.n_docs + 1) / (self.count(term) + 1)) + 0.2 * math.log(len(term) + 1)
 
 
+# "which systems", "what four kinds of", "which public concerns", "from which angles": an English
+# question asking which things, in the plural, asks for a list as 哪些 does
+EN_WHICH_PLURAL = re.compile(r"\b(?:which|what)\s+(?:other\s+)?(?:(?:two|three|four|five|six|seven|eight|nine|ten|\d+)\s+)?"
+                             r"(?:[a-z-]+\s+)??([a-z][a-z-]*[^\Wsu]s)\b(?!')", re.I)
+NOT_PLURAL = {"does", "was", "has", "this", "its", "is", "yes", "whereas", "means", "news", "series", "species"}
+
+
 def kind_of(text: str) -> str:
     """The first kind whose pattern the question matches; the order settles a question that
     matches several (几个 in 哪几个 asks for a list, not a number)."""
@@ -282,6 +289,9 @@ def kind_of(text: str) -> str:
         return "list"
     if RATE.search(text) and (QUANTITY.search(text) or re.search(r"多少|几|是|what|how", text, re.I)):
         return "rate"
+    if not QUANTITY.search(text) and not DAY.search(text) and any(
+            m.group(1).lower() not in NOT_PLURAL for m in EN_WHICH_PLURAL.finditer(text)):
+        return "list"
     return next((kind for pattern, kind in KIND_PATTERNS if pattern.search(text)), "fact")
 
 

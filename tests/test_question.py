@@ -20,6 +20,13 @@ def vocab(answerer):
     ("汝阳县养老服务存在哪些问题？", "list"),
     ("村集体资产可以通过哪几种路子盘活？", "list"),
     ("第六次会议是在去年9月几日召开的？", "date"), ("On what exact date did the regulation take effect?", "date"),
+    # English asks "which things" in the plural where Chinese says 哪些
+    ("Which public concerns did the new regulations respond to?", "list"),
+    ("Into what four kinds of organ did the committee strive to build itself?", "list"),
+    ("Apart from who penalizes illegal parking, which problems did it solve?", "list"),
+    ("Which privately run institution provides medical services?", "fact"),
+    ("Which of the districts has the most stations?", "fact"),
+    ("How many stations were set up in which districts?", "number"),
 ])
 def test_the_kind_of_answer_asked(question, kind):
     assert kind_of(question) == kind
