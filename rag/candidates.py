@@ -209,6 +209,7 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
     focus_total = sum(focus_w.values()) or 1.0
     focus_unknown = min(1.0, sum(focus_w[k] for k in q.absent if k in focus_w) / focus_total)
     dense_by_chunk: dict[str, tuple[list[tuple[int, int]], np.ndarray]] = {}
+    own: dict[tuple[str, int, int], float] = {}  # (chunk id, start, end) of a stored sentence → its similarity
     for cand in cands:
         c = cand.hit.chunk
         if c.id not in dense_by_chunk:
@@ -216,7 +217,11 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             vecs = window_vectors(cand.hit)
             sims = (vecs @ qvec) if (qvec is not None and vecs is not None and len(vecs)) else np.zeros(len(spans))
             dense_by_chunk[c.id] = (spans, np.asarray(sims, dtype=np.float32))
-    own = _sentence_sims(cands, qvec, sentence_vectors)
+            stored = sentence_vectors(cand.hit) if sentence_vectors is not None and qvec is not None else None
+            if stored is not None:
+                sent_spans, sent_vecs = stored
+                own.update(((c.id, a, b), sim) for (a, b), sim in
+                           zip(sent_spans.tolist(), (np.asarray(sent_vecs, dtype=np.float32) @ qvec).tolist()))
     best_dense = best_sent = 0.0
     top_fused = max((cd.hit.score for cd in cands), default=1.0) or 1.0
     for cand in cands:
@@ -376,27 +381,6 @@ def _names_field(question: str, label: str) -> bool:
         if not w.isascii() and squash(w) in qs:
             return True
     return False
-
-
-def _sentence_sims(cands: list[Candidate], qvec: np.ndarray | None, sentence_vectors) -> dict[tuple[str, int, int], float]:
-    """(chunk id, start, end) of each stored sentence of the candidates' passages → its
-    similarity to the question."""
-    out: dict[tuple[str, int, int], float] = {}
-    if qvec is None or sentence_vectors is None:
-        return out
-    seen = set()
-    for cand in cands:
-        c = cand.hit.chunk
-        if c.id in seen:
-            continue
-        seen.add(c.id)
-        stored = sentence_vectors(cand.hit)
-        if stored is None:
-            continue
-        spans, vecs = stored
-        for (s, e), sim in zip(spans.tolist(), (np.asarray(vecs, dtype=np.float32) @ qvec).tolist()):
-            out[(c.id, s, e)] = sim
-    return out
 
 
 def _window_spans(norm_text: str, chunk_text: str) -> list[tuple[int, int]]:

@@ -199,18 +199,20 @@ def sentence_rows(chunks: list[Chunk], texts: dict[str, str]) -> tuple[list[str]
     return rows, np.array(owner, dtype=np.int64), np.array(spans, dtype=np.int32).reshape(-1, 2)
 
 
-def _sentence_table(settings: Settings, chunks: list[Chunk], progress: bool = False,
-                    on_progress=None) -> tuple[dict, SentenceTable | None]:
-    """Embed every chunk's sentences (most from the embedding cache after the first build).
-    Above ``sentence_vectors_max_chunks`` none are: they would roughly double the build's
-    embedding and the index's vectors, and the ranker falls back to each sentence's window."""
+def _sentence_table(settings: Settings, chunks: list[Chunk], progress: bool = False, on_progress=None,
+                    doc_texts: dict[str, str] | None = None) -> tuple[dict, SentenceTable | None]:
+    """Embed every chunk's sentences (most from the embedding cache after the first build), from
+    ``doc_texts`` (doc id → text; read from the corpus when not given). Above
+    ``sentence_vectors_max_chunks`` none are: they would roughly double the build's embedding and
+    the index's vectors, and the ranker falls back to each sentence's window."""
     from .corpus import load_corpus
 
     limit = settings.sentence_vectors_max_chunks
     if len(chunks) > limit:
         return {"rows": 0, "max_chunks": limit}, None
-    texts = {d.doc_id: d.text for d in load_corpus(settings.corpus_dir, skip_bad=True).documents}
-    rows, owner, spans = sentence_rows(chunks, texts)
+    if doc_texts is None:
+        doc_texts = {d.doc_id: d.text for d in load_corpus(settings.corpus_dir, skip_bad=True).documents}
+    rows, owner, spans = sentence_rows(chunks, doc_texts)
     embedder = make_embedder(settings)
     if (progress or on_progress) and rows:
         log.info("embedding the %d sentences the answerer may quote", len(rows))
@@ -278,8 +280,10 @@ def _manifest(settings: Settings, embedder: Embedder, chunks: list[Chunk], docs:
 
 
 def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: np.ndarray,
-           manifest: dict, crash_after: str | None = None, progress: bool = False, on_progress=None) -> Path:
-    """Write a complete index to a temp folder, then swap it in for ``current``."""
+           manifest: dict, crash_after: str | None = None, progress: bool = False, on_progress=None,
+           doc_texts: dict[str, str] | None = None) -> dict:
+    """Write a complete index to a temp folder, then swap it in for ``current``; returns its
+    manifest."""
     settings.index_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_builds(settings.index_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f"building-{os.getpid()}-", dir=settings.index_dir))
@@ -298,7 +302,7 @@ def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: 
         texts = [index_text(c) for c in chunks]
         lexical.save(lexical.build(tokens(t) for t in texts), tmp / "bm25")
         PinyinTable.build(c.text for c in chunks).save(tmp / "pinyin")
-        manifest["sentences"], table = _sentence_table(settings, chunks, progress, on_progress)
+        manifest["sentences"], table = _sentence_table(settings, chunks, progress, on_progress, doc_texts)
         if table is not None:
             np.save(tmp / "sentences.npy", table.vectors)
             np.save(tmp / "sentence_owner.npy", table.owner)
@@ -319,7 +323,7 @@ def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: 
                 backends.drop_other_collections(settings, keep={manifest["backend"]["collection"], before})
             except Exception as e:
                 log.warning("old Milvus collections not dropped (the next build retries): %s", e)
-        return cur
+        return manifest
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -398,15 +402,15 @@ def build_index(settings: Settings, progress: bool = False, skip_bad: bool = Fal
     vectors = cache.embed(embedder, texts, progress=progress and pipeline is None, on_progress=on_progress,
                           stream=pipeline.stream if pipeline is not None else None)
     manifest = _manifest(settings, embedder, chunks, documents, len(texts))
-    _write(settings, chunks, vectors, owner, manifest, crash_after, progress=progress and pipeline is None,
-           on_progress=on_progress)
+    written = _write(settings, chunks, vectors, owner, manifest, crash_after, progress=progress and pipeline is None,
+                     on_progress=on_progress,
+                     doc_texts={d.doc_id: d.text for d in ingested.documents} if pipeline is None else None)
     write_chunks(chunks, settings.index_dir / "chunks.jsonl")
-    sentences = json.loads((current_dir(settings) / "manifest.json").read_text())["sentences"]["rows"]
     return {
         "chunks": len(chunks),
         "documents": documents,
         "dense_rows": len(texts),
-        "sentence_rows": sentences,
+        "sentence_rows": written["sentences"]["rows"],
         "embedded": cache.misses,
         "cached": cache.hits,
         "seconds": time.perf_counter() - t0,
