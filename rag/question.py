@@ -20,7 +20,7 @@ from .glossary import GLOSSARY, expand_query, glossary_coverage, is_english, to_
 from .lexicon import Lexicon, classifiers, stem
 from .normalize import nfkc
 from .pinyin import PinyinTable
-from .tokenize import STOPWORDS, tokenizer, tokens
+from .tokenize import STOPWORDS, dictionary_tag, tokenizer, tokens
 
 UNITS = "人次|件次|万元|亿元|平方公里|公里|平方米|小时|公顷|%|[部个次人件项条家名位所处株棵场篇本份栋户岁元张台辆座期届批类轮天年万亩吨]"
 FIGURE = re.compile(
@@ -92,7 +92,9 @@ PERIODS = {"上半年": r"上半年|first half|first six months", "下半年": r
            "届内": r"本届|任期内|届内|this term"}
 GENERIC_PLACES = {"城市", "全市", "本市", "市区", "城区", "小区", "社区", "辖区", "园区", "景区", "街区",
                   "片区", "地区", "山区", "新区", "全区", "全县", "本区", "本县", "县区", "各区", "各县",
-                  "县市区", "市县区", "全省", "各省", "城市区", "老旧小区", "全国", "中国", "我国", "市", "县", "区"}
+                  "县市区", "市县区", "全省", "各省", "城市区", "老旧小区", "全国", "中国", "我国", "市", "县", "区",
+                  # kinds of place, not places: "villages" is 乡村, not a scope a passage must name
+                  "乡村", "农村", "城乡", "乡镇", "城镇", "村庄", "行政村", "全村", "各村", "街道", "乡", "镇", "村"}
 PLACE_SUFFIX = re.compile(r"(省|市|区|县|旗|镇|乡|街道|村)$")
 # words of a question that say what kind of answer is wanted, not what it is about
 ASKING = set("多少 几 什么 哪些 哪个 哪位 如何 怎样 怎么 为什么 为何 是否 情况 请问 分别 一共 总共 共 累计 是谁 谁".split())
@@ -367,7 +369,7 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
     focus = tuple(k for k, w in sorted(terms.items(), key=lambda t: -t[1])
                   if not k.isdigit() and not YEAR.fullmatch(k) and not any(k in p or p in k for p in asked_places)
                   and not vocab.overlaps_place(k) and k not in GENERIC_PLACES)
-    predicates = _predicates(text) if not english else ()
+    predicates = _predicates(text) if not english else _verbs_among(kws)
     periods = tuple(name for name, pat in PERIODS.items() if re.search(pat, text, re.I))
     kind = kind_of(text)
     counted = _counted(text, english, vocab)
@@ -496,9 +498,11 @@ def stated_figures(text: str) -> frozenset[str]:
 MONTHS = ("january february march april may june july august september october november december").split()
 MONTH_NUMBER = {m[:3]: i for i, m in enumerate(MONTHS, 1)}  # jan → 1
 MONTH_ABBR = "|".join(MONTH_NUMBER)
-MONTH_WORD = re.compile(rf"\b((?:{MONTH_ABBR})\w*)\b", re.I)
-SKIP_AFTER = re.compile(rf"(?:st|nd|rd|th|years?|months?|days?|percent|%|{MONTH_ABBR})\b", re.I)
-MONTH_BEFORE = re.compile(rf"(?:{MONTH_ABBR})\w*\.? $", re.I)  # "16 May" written "May 16"
+# a month's whole name or its abbreviation (Sept., Dec): "decisions", "marked" and "junior" are not months
+MONTH_NAME = "|".join(sorted({*MONTHS, *MONTH_NUMBER, "sept"}, key=len, reverse=True))
+MONTH_WORD = re.compile(rf"\b({MONTH_NAME})\b", re.I)
+SKIP_AFTER = re.compile(rf"(?:st|nd|rd|th|years?|months?|days?|percent|%|{MONTH_NAME})\b", re.I)
+MONTH_BEFORE = re.compile(rf"\b(?:{MONTH_NAME})\.? $", re.I)  # "16 May" written "May 16"
 EN_COUNT = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?: (million|thousand))? (?=['‘\"“]?[A-Za-z])")
 EN_WORD_COUNT = re.compile(r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
                            r"sixteen|seventeen|eighteen|nineteen|twenty) (?!of\b)['‘]?[a-z-]+s\b", re.I)
@@ -547,7 +551,7 @@ def months_named(text: str) -> frozenset[int]:
     found = {int(m) for m in re.findall(r"(?<!\d)(\d{1,2})月", text) if 1 <= int(m) <= 12}
     if is_english(text):
         found |= {MONTH_NUMBER[w.lower()[:3]] for w in MONTH_WORD.findall(text)
-                  if w.lower() != "may" or re.search(r"\bMay\b", text)}
+                  if w.lower() not in ("may", "march") or w[0].isupper()}  # the verbs are not months
     return frozenset(found)
 
 
@@ -571,6 +575,13 @@ def _predicates(text: str) -> tuple[str, ...]:
         if tag in ("v", "vn", "ad") and len(word) >= 2 and word not in ASKING and word not in ("召开了", "进行"):
             out.append(word.rstrip("了"))
     return tuple(dict.fromkeys(w for w in out if len(w) >= 2))
+
+
+def _verbs_among(words: list[str]) -> tuple[str, ...]:
+    """An English question's verbs, as the Chinese words its words were bridged to that jieba's
+    dictionary tags as verbs (trained → 培训, adopted → 采纳): English has no LAC to tag it."""
+    return tuple(dict.fromkeys(w for w in words if len(w) >= 2 and w not in ASKING
+                               and dictionary_tag(w) in ("v", "vn")))
 
 
 EN_PLACE = re.compile(r"\b(?:in|did|does|has|at) ([A-Z][a-z]+(?:'[a-z]+)?)(?![\w'])(?! [A-Z])")

@@ -77,19 +77,32 @@ def keywords(text: str) -> list[str]:
 _pos_tokenizer = None
 
 
+def _pos():
+    """jieba's POS tagger over the shared tokenizer, made once."""
+    global _pos_tokenizer
+    import jieba.posseg
+
+    base = tokenizer()  # before the lock: tokenizer() takes it too
+    with _lock:
+        if _pos_tokenizer is None:
+            _pos_tokenizer = jieba.posseg.POSTokenizer(base)
+    return _pos_tokenizer
+
+
+def dictionary_tag(word: str) -> str | None:
+    """The part of speech jieba's dictionary gives a word (采纳 → v, 电梯 → n), None for a word
+    it lacks: how an English question's verbs are told apart once they are Chinese words."""
+    return _pos().word_tag_tab.get(word)
+
+
 @functools.lru_cache(maxsize=50_000)
 def person_names(text: str) -> tuple[tuple[int, int], ...]:
     """Spans of the personal names jieba tags in ``text`` (nr). A surname cut off from its
     given name (李 + 保国) is joined back. Cached: the same passages come back for many
     questions, and POS tagging is the slowest step of answering a who-question."""
-    global _pos_tokenizer
-    import jieba.posseg
-
-    base = tokenizer()
+    pos = _pos()
     with _lock:
-        if _pos_tokenizer is None:
-            _pos_tokenizer = jieba.posseg.POSTokenizer(base)
-        words = [(w.word, w.flag) for w in _pos_tokenizer.cut(text)]
+        words = [(w.word, w.flag) for w in pos.cut(text)]
     spans, at, i = [], 0, 0
     while i < len(words):
         word, flag = words[i]

@@ -124,6 +124,9 @@ def test_the_months_a_question_names():
     assert months_named("西市区1月至7月收集了多少件意见建议？") == {1, 7}
     assert months_named("What was held in March and May 2024?") == {3, 5}
     assert months_named("How many deputies may attend?") == set()
+    # words that begin like a month are not months
+    assert months_named("At which session were the decisions adopted by the junior marchers?") == set()
+    assert months_named("How many were held from Sept. to Dec 2024?") == {9, 12}
 
 
 def test_every_place_at_the_head_of_an_organisation_is_checked(vocab):
@@ -152,3 +155,11 @@ def test_a_place_run_together_with_a_generic_word_is_the_place(vocab):
     """LAC reads 汝阳县村一级 as one place 汝阳县村: the county is what is asked about."""
     q = analyse("汝阳县村一级的养老服务设施总共建了多少个？", vocab)
     assert q.places == ("汝阳县",) and not q.unknown_places
+
+
+def test_an_english_questions_verbs_are_its_predicates(vocab):
+    # English has no LAC to tag verbs: the Chinese words its words are bridged to, tagged as
+    # verbs by jieba's dictionary, bind the figure as 办结 does in a Chinese question
+    q = analyse("How many elevators did Luoyang coordinate to install in old residential communities?", vocab)
+    assert "电梯" in q.terms and "电梯" not in q.predicates
+    assert {"协调", "加装"} & set(q.predicates)
