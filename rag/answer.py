@@ -29,6 +29,7 @@ from .candidates import (
 from .chunking import SENTENCE
 from .config import Settings
 from .corpus import load_corpus, load_manifest
+from .embedders import Embedder, second_encoder
 from .extract import page_at
 from .lexicon import senses
 from .lru import LRU
@@ -73,10 +74,25 @@ class Answerer:
                                 index.pinyin)
         path = settings.ranker_path or DEFAULT_PATH
         self.ranker = ranker or (Ranker.load(path) if load_ranker else None)
+        self.second = self._second_encoder(index)
         self._norms: LRU[NormText] = LRU(4096)  # passages' normalised text
         person_names("李杰")  # load jieba's POS tagger now, not at the first who-question
         len(self.vocab.romanised)  # and the corpus's pinyin, for English names
         senses()  # and CC-CEDICT, for English words the glossary lacks
+
+    def _second_encoder(self, index) -> Embedder | None:
+        """The encoder the index's second sentence vectors were made with, if it is the one
+        configured; else the ranker reads them as absent (an index built with another one)."""
+        built = (index.manifest.get("sentences") or {}).get("second")
+        if index.sentences is None or index.sentences.second is None or not built:
+            return None
+        encoder = second_encoder(self.settings)
+        if encoder is None or encoder.name != built:
+            log.warning("index's sentences were encoded by %s, not %s: answering without them; rebuild with "
+                        "`rag index`", built, encoder.name if encoder else "none")
+            return None
+        encoder.embed_queries(["加装电梯"])  # its weights load at the first use: now, not in a request
+        return encoder
 
     @staticmethod
     def _gazetteer(chunks: list[Chunk]) -> dict[str, str]:
@@ -121,21 +137,29 @@ class Answerer:
         pos = self.positions[hit.chunk.id]
         return self.retriever.index.vectors[self.row_start[pos]:self.row_start[pos + 1]]
 
-    def _sentence_vectors(self, hit: Hit) -> tuple[np.ndarray, np.ndarray] | None:
-        """The spans and vectors of the passage's sentences, stored with the index."""
+    def _sentence_vectors(self, hit: Hit) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """The spans and vectors of the passage's sentences, stored with the index, and their
+        second encoder's vectors (None without them)."""
         table = self.retriever.index.sentences
         if table is None:
             return None
         pos = self.positions[hit.chunk.id]
         a, b = self.sentence_start[pos], self.sentence_start[pos + 1]
-        return table.spans[a:b], table.vectors[a:b]
+        return table.spans[a:b], table.vectors[a:b], None if table.second is None else table.second[a:b]
+
+    def _second_query(self, text: str) -> np.ndarray | None:
+        """The question by the second encoder, when the index has the sentences by it."""
+        table = self.retriever.index.sentences
+        if table is None or table.second is None or self.second is None:
+            return None
+        return self.second.embed_queries([text])[0]
 
     def candidates(self, q: Question, hits: list[Hit]) -> list[Candidate]:
         """Every candidate of the passages with its features (and probability, with a ranker)."""
         norms = {h.chunk.id: self._norm(h.chunk) for h in hits}
         cands = generate(q, hits, norms, self.texts)
         qvec = self.retriever.query_vector(q.text) if self.settings.retriever != "lexical" else None
-        featurise(q, cands, qvec, self._window_vectors, self.years, self._sentence_vectors)
+        featurise(q, cands, qvec, self._window_vectors, self.years, self._sentence_vectors, self._second_query(q.text))
         fit = [c for c in cands if eligible(q, c)]
         if self.ranker is not None:
             if fit:  # probabilities among the candidates that can answer; the rest only show what is near

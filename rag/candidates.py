@@ -58,7 +58,7 @@ FEATURES = (
     "period_hit", "period_miss", "unknown_place", "year_uncovered", "lang_en",
     "own_cov", "own_asked", "date_full", "in_question", "asked_elsewhere", "dense_gap_en", "article_match",
     "missing_max", "narrower", "noun_right_after", "rate_named", "rate_other", "missing_passage", "missing_alien",
-    "dense_sent", "dense_sent_gap",
+    "dense_sent", "dense_sent_gap", "second_sent", "second_sent_gap",
 )
 # a rate's name: 办结率, 满意率, 老龄化率 (the two characters before 率)
 RATE_WORD = re.compile(r"[\u4e00-\u9fff]{2}率")
@@ -195,10 +195,11 @@ def _not_a_count(sentence: str, fs: int, fe: int) -> bool:
 
 
 def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, window_vectors, corpus_years: set[int],
-              sentence_vectors=None) -> None:
+              sentence_vectors=None, second_qvec: np.ndarray | None = None) -> None:
     """Fill each candidate's features. ``window_vectors(hit)`` gives the stored dense vectors of
-    the passage's sentence windows and ``sentence_vectors(hit)`` those of its sentences (spans
-    and vectors, or None), so only the question is embedded at query time."""
+    the passage's sentence windows and ``sentence_vectors(hit)`` those of its sentences (spans,
+    vectors and the second encoder's vectors, or None), so only the question is embedded at
+    query time (``second_qvec``: by the second encoder, None without it)."""
     total = sum(q.terms.values()) or 1.0
     focus_w = {k: q.terms[k] for k in q.focus}
     topical = list(focus_w) or list(q.terms)  # the words besides places and years
@@ -210,6 +211,7 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
     focus_unknown = min(1.0, sum(focus_w[k] for k in q.absent if k in focus_w) / focus_total)
     dense_by_chunk: dict[str, tuple[list[tuple[int, int]], np.ndarray]] = {}
     own: dict[tuple[str, int, int], float] = {}  # (chunk id, start, end) of a stored sentence → its similarity
+    second: dict[tuple[str, int, int], float] = {}  # the same by the second encoder
     for cand in cands:
         c = cand.hit.chunk
         if c.id not in dense_by_chunk:
@@ -219,10 +221,13 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             dense_by_chunk[c.id] = (spans, np.asarray(sims, dtype=np.float32))
             stored = sentence_vectors(cand.hit) if sentence_vectors is not None and qvec is not None else None
             if stored is not None:
-                sent_spans, sent_vecs = stored
-                own.update(((c.id, a, b), sim) for (a, b), sim in
-                           zip(sent_spans.tolist(), (np.asarray(sent_vecs, dtype=np.float32) @ qvec).tolist()))
+                sent_spans, sent_vecs, second_vecs = stored
+                keys = [(c.id, a, b) for a, b in sent_spans.tolist()]
+                own.update(zip(keys, (np.asarray(sent_vecs, dtype=np.float32) @ qvec).tolist()))
+                if second_vecs is not None and second_qvec is not None:
+                    second.update(zip(keys, (np.asarray(second_vecs, dtype=np.float32) @ second_qvec).tolist()))
     best_dense = best_sent = 0.0
+    best_second = max(second.values(), default=0.0)
     top_fused = max((cd.hit.score for cd in cands), default=1.0) or 1.0
     for cand in cands:
         c = cand.hit.chunk
@@ -237,6 +242,9 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
         # without sentence vectors, falls back to its window's)
         f["dense_sent"] = own.get((c.id, cand.start, cand.end), f["dense"])
         best_sent = max(best_sent, f["dense_sent"])
+        # a field line, or an index without the second encoder: 0, and no gap
+        f["second_sent"] = second.get((c.id, cand.start, cand.end), 0.0)
+        f["second_sent_gap"] = f["second_sent"] - best_second if f["second_sent"] else 0.0
         f["rank_inv"] = 1.0 / cand.hit.rank
         f["fused"] = cand.hit.score / top_fused
         in_sent = {k for k in q.terms if k in sent}
@@ -329,7 +337,11 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
         f["year_uncovered"] = float(any(y not in corpus_years for y in q.years))
         f["unknown_place"] = float(bool(q.unknown_places))
         if q.periods:  # the sentence's own period (上半年, …) wins over its article's title
-            here = sent if PERIOD_WORDS.search(sent) else sent + (c.article or "")
+            # a title naming two periods (2024年上半年工作总结暨下半年工作打算) reviews the first:
+            # its figures are of that one, the second is what is planned
+            named = PERIOD_WORDS.findall(c.article or "")
+            article = named[0] if len(set(named)) > 1 else (c.article or "")
+            here = sent if PERIOD_WORDS.search(sent) else sent + article
             hit_p = any(re.search(PERIODS[p], here, re.I) for p in q.periods)
             f["period_hit"] = float(hit_p)
             f["period_miss"] = float(not hit_p and bool(PERIOD_WORDS.search(here)))

@@ -42,6 +42,11 @@ class Settings:
     # each sentence the answerer may quote gets its own vector up to this many chunks (above, the
     # ranker compares the question with the sentence's window; rag/store.py says why)
     sentence_vectors_max_chunks: int = 50_000
+    # a second encoder of those sentences, for the ranker to read beside the first: "use"
+    # (Universal Sentence Encoder multilingual, ~2 ms a question) or "" for none. On dev, the right
+    # sentence of an English question is top of its candidates by e5 for 0.46, by USE for 0.42,
+    # by both for 0.53: the two models err on different sentences
+    second_encoder: str = "use"
     hnsw_m: int = 32
     hnsw_ef_search: int = 64
     # the dense index holds one vector per run of whole sentences of at least this many

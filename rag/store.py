@@ -25,7 +25,7 @@ import numpy as np
 from . import backends, dense, lexical
 from .chunking import sentence_spans, sentence_windows
 from .config import Settings
-from .embedders import Embedder, make_embedder
+from .embedders import Embedder, make_embedder, second_encoder
 from .ingest import ingest, read_chunks, write_chunks
 from .normalize import normalize_span
 from .pinyin import PinyinTable
@@ -182,6 +182,29 @@ class SentenceTable:
     vectors: np.ndarray  # float16, one row per sentence
     owner: np.ndarray  # the position of each row's chunk, ascending
     spans: np.ndarray  # (start, end) of each sentence in its chunk's normalised passage
+    second: np.ndarray | None = None  # float16, the same sentences by the second encoder (Settings.second_encoder)
+
+    FILES = {"vectors": "sentences.npy", "owner": "sentence_owner.npy", "spans": "sentence_spans.npy",
+             "second": "sentences_second.npy"}
+
+    def save(self, folder: Path) -> None:
+        for name, file in self.FILES.items():
+            if getattr(self, name) is not None:
+                np.save(folder / file, getattr(self, name))
+
+    @classmethod
+    def load(cls, folder: Path) -> SentenceTable | None:
+        if not (folder / cls.FILES["vectors"]).exists():
+            return None
+        # the vectors memory-mapped (shared by worker processes), as plain arrays
+        arrays = {name: np.asarray(np.load(folder / file, mmap_mode="r")) if "sentences" in file
+                  else np.load(folder / file) for name, file in cls.FILES.items() if (folder / file).exists()}
+        return cls(**arrays)
+
+    def consistent(self, n_chunks: int) -> bool:
+        rows = len(self.owner)
+        return (len(self.vectors) == rows == len(self.spans) and (self.second is None or len(self.second) == rows)
+                and (not rows or int(self.owner[-1]) < n_chunks))
 
 
 def sentence_rows(chunks: list[Chunk], texts: dict[str, str]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -218,8 +241,13 @@ def _sentence_table(settings: Settings, chunks: list[Chunk], progress: bool = Fa
         log.info("embedding the %d sentences the answerer may quote", len(rows))
     vectors = EmbeddingCache(settings.index_dir / "cache", embedder.name, settings.embed_flush).embed(
         embedder, rows, progress=progress, on_progress=on_progress)
-    table = SentenceTable(np.asarray(vectors, dtype=np.float16), owner, spans)
-    return {"rows": len(rows), "max_chunks": limit, "vectors": "float16"}, table
+    info = {"rows": len(rows), "max_chunks": limit, "vectors": "float16"}
+    second = second_encoder(settings)
+    if second is not None:  # fast (~500 sentences/s): no progress of its own
+        info["second"] = second.name
+        second = np.asarray(EmbeddingCache(settings.index_dir / "cache", second.name, settings.embed_flush).embed(
+            second, rows), dtype=np.float16)
+    return info, SentenceTable(np.asarray(vectors, dtype=np.float16), owner, spans, second)
 
 
 @dataclass
@@ -304,9 +332,7 @@ def _write(settings: Settings, chunks: list[Chunk], vectors: np.ndarray, owner: 
         PinyinTable.build(c.text for c in chunks).save(tmp / "pinyin")
         manifest["sentences"], table = _sentence_table(settings, chunks, progress, on_progress, doc_texts)
         if table is not None:
-            np.save(tmp / "sentences.npy", table.vectors)
-            np.save(tmp / "sentence_owner.npy", table.owner)
-            np.save(tmp / "sentence_spans.npy", table.spans)
+            table.save(tmp)
         manifest["backend"] = {"name": backends.LOCAL}
         if settings.backend == backends.MILVUS:  # the searched rows go to a new collection too
             manifest["backend"] = backends.write_collection(settings, chunks, vectors, owner, texts, d)
@@ -457,17 +483,13 @@ def load_index(settings: Settings, check_corpus: bool = True) -> Index:
         faiss_index = dense.load(cur / "dense.faiss") if settings.backend != backends.MILVUS else None
         bm25 = lexical.load(cur / "bm25")
         pinyin = PinyinTable.load(cur / "pinyin")
-        sentences = None
-        if (cur / "sentences.npy").exists():
-            sentences = SentenceTable(np.asarray(np.load(cur / "sentences.npy", mmap_mode="r")),
-                                      np.load(cur / "sentence_owner.npy"), np.load(cur / "sentence_spans.npy"))
+        sentences = SentenceTable.load(cur)
     except Exception as e:
         raise IndexError_(f"index in {cur} is corrupt ({type(e).__name__}: {e}); {hint}") from None
     rows = len(vectors) if faiss_index is None else faiss_index.ntotal
     consistent = (len(chunks) == bm25.scores["num_docs"] and len(owner) == rows == len(vectors)
                   and np.array_equal(np.unique(owner), np.arange(len(chunks)))
-                  and (sentences is None or len(sentences.vectors) == len(sentences.owner) == len(sentences.spans)
-                       and (not len(sentences.owner) or int(sentences.owner[-1]) < len(chunks))))
+                  and (sentences is None or sentences.consistent(len(chunks))))
     if not consistent:
         raise IndexError_(f"index in {cur} is inconsistent (counts differ); {hint}")
     return Index(chunks, vectors, owner, faiss_index, bm25, manifest, pinyin, sentences)

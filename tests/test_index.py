@@ -8,7 +8,7 @@ import pytest
 
 from rag import dense, store
 from rag.chunking import sentence_spans
-from rag.embedders import make_embedder
+from rag.embedders import make_embedder, second_encoder
 from rag.retrieve import QueryError, Retriever
 
 NEW_DOC = "2025年,某某县人大常委会召开常委会会议6次,听取审议专项工作报告12个,加装电梯77部。\n"
@@ -38,7 +38,7 @@ def test_add_then_remove_equals_the_index_without_it(built_copy, tmp_path):
     assert [c.id for c in after.chunks] == [c.id for c in before.chunks]
     assert np.array_equal(after.vectors, before.vectors)
     assert len(added.sentences.owner) > len(before.sentences.owner)  # the new document's sentences
-    for field in ("vectors", "owner", "spans"):
+    for field in ("vectors", "owner", "spans", "second"):
         assert np.array_equal(getattr(after.sentences, field), getattr(before.sentences, field))
     q = Retriever(s, after).search("洛龙区常委会会议", k=5)
     r = Retriever(s, before).search("洛龙区常委会会议", k=5)
@@ -252,17 +252,22 @@ def test_every_sentence_the_answerer_may_quote_has_its_own_vector(built, answere
     hits = answerer.retrieve(q, 5, None)
     cands = answerer.candidates(q, hits)
     for hit in hits[:2]:
-        spans, vecs = answerer._sentence_vectors(hit)
+        spans, vecs, second = answerer._sentence_vectors(hit)
         norm = answerer._norm(hit.chunk).text
         stored = [tuple(s) for s in spans.tolist()]
         assert stored == sentence_spans(norm)
         want = make_embedder(built).embed_passages([norm[s:e] for s, e in stored[:3]])
         assert np.allclose(np.asarray(vecs[:3], dtype=np.float32), want, atol=2e-3)  # stored in half precision
+        # and by the second encoder, whose vectors the ranker reads beside the first's
+        want = second_encoder(built).embed_passages([norm[s:e] for s, e in stored[:3]])
+        assert np.allclose(np.asarray(second[:3], dtype=np.float32), want, atol=2e-3)
         for c in cands:
             if c.hit.chunk.id == hit.chunk.id and c.kind != "field":
                 assert (c.start, c.end) in stored  # compared with its own vector, not its window's
-    sims = [c.features["dense_sent"] for c in cands]
-    assert max(sims) - min(sims) > 0.05 and all(c.features["dense_sent_gap"] <= 0 for c in cands)
+    for name in ("dense_sent", "second_sent"):
+        sims = [c.features[name] for c in cands if c.kind != "field"]
+        assert max(sims) - min(sims) > 0.05 and all(c.features[f"{name}_gap"] <= 0 for c in cands)
+    assert index.manifest["sentences"]["second"] == second_encoder(built).name
 
 
 def test_above_the_limit_no_sentence_is_embedded_and_answers_use_the_windows(corpus_copy):
@@ -279,3 +284,18 @@ def test_above_the_limit_no_sentence_is_embedded_and_answers_use_the_windows(cor
     q = answerer.analyse("洛阳市人大常委会协调推进老旧小区加装电梯多少部？")
     cands = answerer.candidates(q, answerer.retrieve(q, 5, None))
     assert all(c.features["dense_sent"] == c.features["dense"] for c in cands)
+    assert all(c.features["second_sent"] == c.features["second_sent_gap"] == 0 for c in cands)
+
+
+def test_an_index_without_the_second_encoder_answers_without_it(corpus_copy):
+    from rag.answer import Answerer
+
+    s = corpus_copy.replace(second_encoder="")
+    store.build_index(s)
+    index = store.load_index(s)
+    assert index.sentences.second is None and "second" not in index.manifest["sentences"]
+    assert not (store.current_dir(s) / "sentences_second.npy").exists()
+    answerer = Answerer(s.replace(second_encoder="use"))  # configured now, but the index has none
+    assert answerer.second is None
+    ans = answerer.ask("洛阳市人大常委会协调推进老旧小区加装电梯多少部？")
+    assert ans.found and "138" in ans.answer
