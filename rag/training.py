@@ -19,6 +19,7 @@ from .config import Settings
 from .evaluation import load_questions
 from .normalize import squash
 from .ranker import (
+    CALIBRATION_INPUTS,
     SCORER,
     Ranker,
     calibration_inputs,
@@ -84,7 +85,7 @@ def _tops(scores: np.ndarray, X: np.ndarray, y: np.ndarray, groups: np.ndarray, 
     """Per question: the calibration inputs of its best candidate and whether it is right
     (a question with no candidates gets a row of a hopeless candidate)."""
     n_q = len(meta)
-    inputs = np.zeros((n_q, 3))
+    inputs = np.zeros((n_q, CALIBRATION_INPUTS))
     inputs[:, 0] = -10.0
     inputs[:, 2] = [m["lang"] == "en" for m in meta]
     right = np.zeros(n_q, dtype=bool)
