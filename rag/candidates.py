@@ -365,17 +365,13 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             cand.features["dense_gap_en"] = cand.features["dense_gap"]
 
 
-DATE_NUMBERS = re.compile(r"(?:(?:19|20)\d{2}年)?(?:\d{1,2}月)?\d{1,2}日|(?:19|20)\d{2}年(?:\d{1,2}月)?|\d{1,2}月(?:份|底|末)?")
-
-
 def _anchored(q: Question, sent: str, at: int, focus_w: dict[str, float], context: str) -> bool:
     """Whether a figure answers a question that gives a count of what it asks about (552名群众联络员
     中，女性有多少名; 1518件民情民意中，已解决多少件): the sentence prints that count, and the words
     the question adds to it (女性, 解决) — those the count's own clause lacks — are in the
     figure's clause, so the figure is the part asked and not another figure beside the count."""
     clauses = [(m.start(), m.group(0)) for m in re.finditer(r"[^,;:。、]+", sent)]
-    # a date's numbers (11月17日) are not the count the question gives (17类共53条)
-    given = [c for _, c in clauses if q.anchors & printed_values(DATE_NUMBERS.sub("", c))]
+    given = [c for _, c in clauses if q.anchors & printed_values(c)]
     if not given:
         return False
     own = next((c for start, c in clauses if start <= at < start + len(c)), "")

@@ -23,13 +23,11 @@ from .pinyin import PinyinTable
 from .tokenize import STOPWORDS, dictionary_tag, tokenizer, tokens
 
 UNITS = "人次|件次|万元|亿元|平方公里|公里|平方米|小时|公顷|%|[部个次人件项条家名位所处株棵场篇本份栋户岁元张台辆座期届批类轮天年万亩吨]"
-# 十大专项监督, 三大攻坚战: a count of major things, asked 几大
-MAJOR = r"(?<=[二三四五六七八九十两])大(?=[\u4e00-\u9fff“])"
 FIGURE = re.compile(
-    rf"(?:\d+(?:\.\d+)?(?:万|亿)?(?:余|多)?(?:{UNITS})|[一二三四五六七八九十两]+(?:{UNITS}|{MAJOR}))"
+    rf"(?:\d+(?:\.\d+)?(?:万|亿)?(?:余|多)?(?:{UNITS})|[一二三四五六七八九十两]+(?:{UNITS}))"
 )
-ASKED_UNIT = re.compile(rf"(?:多少|几)({UNITS}|(?<=几)大(?=[\u4e00-\u9fff“]))")
-UNIT_AT_END = re.compile(rf"(?:{UNITS}|(?<=[二三四五六七八九十两])大)$")
+ASKED_UNIT = re.compile(rf"(?:多少|几)({UNITS})")
+UNIT_AT_END = re.compile(rf"(?:{UNITS})$")
 # a question after an amount of money asks for 元, 万元 or 亿元, whatever noun it counts
 MONEY = re.compile(r"(?:资金|投资|投入|金额|经费|费用|资金量|多少钱|补贴|预算)(?:额|总额)?(?:是|为|有|达到?)?多少|多少[\u4e00-\u9fff]{0,4}?(?:资金|钱|经费|费用)|how much money|how much (?:funding|investment)|\binvest", re.I)
 
@@ -431,13 +429,6 @@ def _asked_verb(text: str) -> str | None:
     m = re.search(r"(?:多少|几)", text)
     if not m:
         return None
-    # passive, the verb after the figure asked: 有几条被省里的立法机关采用了 — what was 采用 is
-    # counted, not what the clause before it names
-    after = re.split(r"[，,；;。：:？?]", text[m.end():])[0]
-    if "被" in after:
-        done = [w for w, t in lac_tags(after[after.index("被") + 1:]) if t in ("v", "vn") and len(w.rstrip("了")) >= 2]
-        if done:
-            return done[-1].rstrip("了")
     clause = re.split(r"[，,；;。：:]", text[:m.start()])[-1]
     verbs = [w for w, t in lac_tags(clause) if t in ("v", "vn") and len(w) >= 2 and not w.startswith(("有", "是", "占"))
              and w not in ASKING]
