@@ -148,11 +148,9 @@ class Answerer:
         return table.spans[a:b], table.vectors[a:b], None if table.second is None else table.second[a:b]
 
     def _second_query(self, text: str) -> np.ndarray | None:
-        """The question by the second encoder, when the index has the sentences by it."""
-        table = self.retriever.index.sentences
-        if table is None or table.second is None or self.second is None:
-            return None
-        return self.second.embed_queries([text])[0]
+        """The question by the second encoder, when the index has the sentences by it (self.second
+        is None otherwise: _second_encoder)."""
+        return None if self.second is None else self.second.embed_queries([text])[0]
 
     def candidates(self, q: Question, hits: list[Hit]) -> list[Candidate]:
         """Every candidate of the passages with its features (and probability, with a ranker)."""

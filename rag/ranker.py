@@ -67,9 +67,9 @@ def relative(X: np.ndarray) -> np.ndarray:
 class Ranker:
     features: list[str]
     forest: dict
-    # weights of (score, lead, English?, second encoder's similarity), then the intercept. On dev, adding the candidate's scope
-    # and coverage features changed cross-validated accuracy by less than 0.005 (they already act
-    # through the score and the eligibility rules)
+    # weights of (score, lead, English?, second encoder's similarity), then the intercept. On dev,
+    # adding the candidate's scope and coverage features changed cross-validated accuracy by less
+    # than 0.005 (they already act through the score and the eligibility rules)
     calibration: list[float]
     threshold: float
     info: dict = field(default_factory=dict)

@@ -186,6 +186,7 @@ class SentenceTable:
 
     FILES = {"vectors": "sentences.npy", "owner": "sentence_owner.npy", "spans": "sentence_spans.npy",
              "second": "sentences_second.npy"}
+    MAPPED = ("vectors", "second")  # memory-mapped: shared by worker processes
 
     def save(self, folder: Path) -> None:
         for name, file in self.FILES.items():
@@ -196,8 +197,8 @@ class SentenceTable:
     def load(cls, folder: Path) -> SentenceTable | None:
         if not (folder / cls.FILES["vectors"]).exists():
             return None
-        # the vectors memory-mapped (shared by worker processes), as plain arrays
-        arrays = {name: np.asarray(np.load(folder / file, mmap_mode="r")) if "sentences" in file
+        # the mapped ones as plain arrays: numpy's memmap class costs a Python call on every row read
+        arrays = {name: np.asarray(np.load(folder / file, mmap_mode="r")) if name in cls.MAPPED
                   else np.load(folder / file) for name, file in cls.FILES.items() if (folder / file).exists()}
         return cls(**arrays)
 
