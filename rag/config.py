@@ -85,6 +85,7 @@ class Settings:
     # answering: the learned ranker's weights and refusal threshold (`rag train` writes them)
     ranker_path: Path = ROOT / "rag" / "data" / "ranker.json"
     answer_depth: int = 16  # passages whose sentences are answer candidates
+    train_jobs: int = 0  # processes fitting `rag train`'s cross-validation scorers (0 = one per core)
     query_cache: int = 1024  # question embeddings kept across requests (LRU)
     # a question is embedded from its first characters only (140: dev English recall@5 the same as
     # with 200, p95 41 ms against 50): the encoder's cost grows with length,
