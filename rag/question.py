@@ -384,10 +384,26 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
     return Question(text, "en" if english else "zh", kind, unit,
                     tuple(places), tuple(unknown), years, terms, focus, predicates,
                     asked_roles(text) if kind == "who" else (), periods, tuple(unmapped),
-                    tuple(k for k in focus if vocab.count(k) == 0 and k not in META), asked,
+                    tuple(k for k in focus if vocab.count(k) == 0 and k not in META and _content_word(k)), asked,
                     asked_verb, names_zh, counted, tuple(bridged),
                     stated_figures(text), measure, bool(PER_UNIT.search(text)), anchor_values(text),
                     months_named(text))
+
+
+# jieba's tags of words that say nothing a publication could lack: pronouns (那位, 它们), numerals
+# and classifiers (一文, 两部), place and time words (当中, 手里, 前一天), adverbs, conjunctions, particles
+FUNCTION_TAGS = frozenset("r m q f s t d c p u y e o".split())
+
+
+def _content_word(word: str) -> bool:
+    """Whether a question's word could be one the publications lack: a word of jieba's dictionary
+    tagged other than a function word, or one jieba guessed that still holds a dictionary word
+    of two characters or more (its HMM joins a word to the characters beside it: 群有, 数降; such
+    a guess made of single characters is not counted, though a few are words: 工单)."""
+    tag = dictionary_tag(word)
+    if tag is not None:
+        return tag not in FUNCTION_TAGS
+    return any(len(w) >= 2 for w in tokenizer().cut(word, HMM=False))
 
 
 # the report's own verb for what a question may call otherwise

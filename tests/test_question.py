@@ -73,6 +73,16 @@ def test_words_no_publication_contains_are_named(vocab):
     assert "降雨量" in q.absent
 
 
+def test_words_that_name_nothing_are_not_called_missing(vocab):
+    """A pronoun (那位), a place word (当中) or jieba's guess that joins a word to the characters
+    beside it (点有) is no word the publications could lack, and no refusal should name it."""
+    q = analyse("涧西区滨河新村小区那位道出心声的张阿姨，在小区里住了多少年？", vocab)
+    assert "那位" not in q.absent
+    q = analyse("汝阳县村级养老设施当中，居家养老服务点有多少处？", vocab)
+    assert not {"当中", "点有"} & set(q.absent)
+    assert "演唱" in analyse("新安县人大的MV作品《惦记》是由谁演唱的？", vocab).absent
+
+
 def test_an_english_place_name_is_checked_against_the_pinyin_of_the_corpus(vocab):
     """No closed list: a romanised name the publications write before a place word is known
     (Sui-Tang for 隋唐城), one they never write is not (Kaifeng)."""

@@ -103,3 +103,22 @@ def test_questions_asking_the_same_fact_are_held_out_together(settings):
             by_fact.setdefault((q["doc_id"], q["evidence"]), set()).add(fold_of[q["id"]])
     assert sum(len(f) > 0 for f in by_fact.values()) > 200
     assert all(len(folds) == 1 for folds in by_fact.values())
+
+
+def test_every_fold_split_that_chooses_the_threshold_holds_out_whole_facts():
+    """The threshold is chosen over several fold splits pooled; in each, the questions asking one
+    fact share a fold, and a question without candidates is held out with its fact's twin."""
+    from rag.training import FOLDS, THRESHOLD_SPLITS, fold_splits
+
+    facts = ["a", "a", "b", "c", "c", "d", "e", "f", "g", "h", "i", "b"]
+    meta = [{"fact": f} for f in facts]
+    groups = np.repeat(np.arange(len(facts) - 1), 3)  # the last question has no candidates
+    X, y = np.zeros((len(groups), 2)), np.zeros(len(groups))
+    splits = fold_splits(X, y, groups, meta)
+    assert len(splits) == 1 + len(THRESHOLD_SPLITS)
+    for folds in splits:
+        assert len(folds) == len(facts) and set(folds) <= set(range(FOLDS))
+        for f in set(facts):
+            assert len({folds[i] for i, g in enumerate(facts) if g == f}) == 1
+    assert len({tuple(s) for s in splits}) == len(splits)  # different splits, not one three times
+
