@@ -391,8 +391,9 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
 
 
 # jieba's tags of words that say nothing a publication could lack: pronouns (那位, 它们), numerals
-# and classifiers (一文, 两部), place and time words (当中, 手里, 前一天), adverbs, conjunctions, particles
-FUNCTION_TAGS = frozenset("r m q f s t d c p u y e o".split())
+# (一文, 两部), place and time words (当中, 手里, 前一天), adverbs, conjunctions, particles. Not
+# classifiers: a unit no publication prints (毫米) is one no figure of theirs is in
+FUNCTION_TAGS = frozenset("r m f s t d c p u y e o".split())
 
 
 def _content_word(word: str) -> bool:
