@@ -152,13 +152,14 @@ LANGUAGE = FEATURES.index("lang_en")
 # question where the scorer's log-odds are relative to the question's other candidates (paired
 # dev cross-validation over three fold seeds: balanced accuracy 0.736 → 0.741, higher on each)
 SECOND = FEATURES.index("second_sent")
-CALIBRATION_INPUTS = 4
+# the calibrator's inputs, in the order calibration_inputs() gives them
+CALIBRATION_INPUTS = ("score", "lead", "lang_en", "second_sent")
 
 
 def calibration_inputs(scores: np.ndarray, X: np.ndarray) -> np.ndarray:
     """(score, lead over the best rival, English?, second encoder's similarity) of each candidate."""
     return (np.c_[scores, leads(scores), X[:, LANGUAGE], X[:, SECOND]] if len(scores)
-            else np.zeros((0, CALIBRATION_INPUTS)))
+            else np.zeros((0, len(CALIBRATION_INPUTS))))
 
 
 def logistic(inputs: np.ndarray, weights: list[float]) -> np.ndarray:

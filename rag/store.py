@@ -102,6 +102,11 @@ class EmbeddingCache:
 
     MAX_SEGMENTS = 64
 
+    @classmethod
+    def of(cls, settings: Settings, embedder_name: str) -> EmbeddingCache:
+        """The cache of one embedder's vectors in the configured index folder."""
+        return cls(settings.index_dir / "cache", embedder_name, settings.embed_flush)
+
     def __init__(self, root: Path, embedder_name: str, flush_every: int = 256):
         self.flush_every = max(1, flush_every)  # texts embedded between two flushes
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedder_name)
@@ -240,13 +245,13 @@ def _sentence_table(settings: Settings, chunks: list[Chunk], progress: bool = Fa
     embedder = make_embedder(settings)
     if (progress or on_progress) and rows:
         log.info("embedding the %d sentences the answerer may quote", len(rows))
-    vectors = EmbeddingCache(settings.index_dir / "cache", embedder.name, settings.embed_flush).embed(
+    vectors = EmbeddingCache.of(settings, embedder.name).embed(
         embedder, rows, progress=progress, on_progress=on_progress)
     info = {"rows": len(rows), "max_chunks": limit, "vectors": "float16"}
     second = second_encoder(settings)
     if second is not None:  # fast (~500 sentences/s): no progress of its own
         info["second"] = second.name
-        second = np.asarray(EmbeddingCache(settings.index_dir / "cache", second.name, settings.embed_flush).embed(
+        second = np.asarray(EmbeddingCache.of(settings, second.name).embed(
             second, rows), dtype=np.float16)
     return info, SentenceTable(np.asarray(vectors, dtype=np.float16), owner, spans, second)
 
@@ -424,7 +429,7 @@ def build_index(settings: Settings, progress: bool = False, skip_bad: bool = Fal
     else:
         chunks, documents, errors = pipeline.ingest(skip_bad)
     embedder = make_embedder(settings)
-    cache = EmbeddingCache(settings.index_dir / "cache", embedder.name, settings.embed_flush)
+    cache = EmbeddingCache.of(settings, embedder.name)
     texts, owner = dense_rows(chunks, settings.dense_window_chars)
     vectors = cache.embed(embedder, texts, progress=progress and pipeline is None, on_progress=on_progress,
                           stream=pipeline.stream if pipeline is not None else None)
@@ -561,7 +566,7 @@ def add_document(settings: Settings, path: Path, entry: dict, progress: bool = F
     doc = document_from_entry(entry, text, target)
     new = chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
     embedder = make_embedder(settings)
-    cache = EmbeddingCache(settings.index_dir / "cache", embedder.name, settings.embed_flush)
+    cache = EmbeddingCache.of(settings, embedder.name)
     texts, owner = dense_rows(new, settings.dense_window_chars)
     vecs = cache.embed(embedder, texts, progress=progress)
     if not half_added:

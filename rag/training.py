@@ -85,9 +85,9 @@ def _tops(scores: np.ndarray, X: np.ndarray, y: np.ndarray, groups: np.ndarray, 
     """Per question: the calibration inputs of its best candidate and whether it is right
     (a question with no candidates gets a row of a hopeless candidate)."""
     n_q = len(meta)
-    inputs = np.zeros((n_q, CALIBRATION_INPUTS))
-    inputs[:, 0] = -10.0
-    inputs[:, 2] = [m["lang"] == "en" for m in meta]
+    inputs = np.zeros((n_q, len(CALIBRATION_INPUTS)))
+    inputs[:, CALIBRATION_INPUTS.index("score")] = -10.0
+    inputs[:, CALIBRATION_INPUTS.index("lang_en")] = [m["lang"] == "en" for m in meta]
     right = np.zeros(n_q, dtype=bool)
     for qi in range(n_q):
         rows = np.flatnonzero(groups == qi)
