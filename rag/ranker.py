@@ -180,6 +180,17 @@ SCORER = {"max_depth": 3, "learning_rate": 0.05, "n_estimators": 300, "min_sampl
 SEEDS = (0, 1, 2)
 
 
+def question_weights(groups: np.ndarray) -> np.ndarray:
+    """Each candidate's weight in fitting, in the order fit_scorer stacks them (by question): one
+    over its question's number of candidates, so every question counts alike — a question whose
+    passages give 80 candidates no longer teaches the trees 20 times what one with 4 does. Paired
+    dev cross-validation over three fold splits: top-1 on answerable questions 0.780 → 0.793,
+    balanced accuracy 0.737 → 0.744, higher on each split (one over the square root: 0.790, 0.743)."""
+    sizes = np.bincount(np.unique(groups, return_inverse=True)[1])
+    w = np.repeat(1.0 / sizes, sizes)
+    return w * len(w) / w.sum()
+
+
 def fit_scorer(X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict:
     """Gradient-boosted trees on the candidates' absolute and within-question relative features;
     returns the Forest's fields: the trees of every seed's model, their leaves divided by the
@@ -191,9 +202,10 @@ def fit_scorer(X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict:
 
     Z = np.vstack([relative(X[groups == g]) for g in np.unique(groups)])
     y = np.concatenate([y[groups == g] for g in np.unique(groups)])
+    weight = question_weights(groups)
     rate, trees, base = SCORER["learning_rate"], [], 0.0
     for seed in SEEDS:
-        model = GradientBoostingClassifier(random_state=seed, **SCORER).fit(Z, y)
+        model = GradientBoostingClassifier(random_state=seed, **SCORER).fit(Z, y, sample_weight=weight)
         own = [e.tree_ for e in model.estimators_[:, 0]]
         base += float(model.decision_function(Z[:1])[0]
                       - rate * sum(t.predict(Z[:1].astype(np.float32))[0, 0] for t in own)) / len(SEEDS)

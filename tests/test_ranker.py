@@ -61,7 +61,7 @@ def test_the_trees_walked_in_numpy_score_as_the_mean_of_the_sklearn_models():
     """Serving walks the exported trees itself; they must give the fitted models' mean log-odds."""
     from sklearn.ensemble import GradientBoostingClassifier
 
-    from rag.ranker import SCORER, SEEDS, Forest, fit_scorer, relative
+    from rag.ranker import SCORER, SEEDS, Forest, fit_scorer, question_weights, relative
 
     rng = np.random.default_rng(1)
     X = rng.random((300, 4))
@@ -70,7 +70,8 @@ def test_the_trees_walked_in_numpy_score_as_the_mean_of_the_sklearn_models():
     forest = Forest(**fit_scorer(X, y, groups))
     Z = np.vstack([relative(X[groups == g]) for g in range(30)])
     yz = np.concatenate([y[groups == g] for g in range(30)])
-    models = [GradientBoostingClassifier(random_state=seed, **SCORER).fit(Z, yz) for seed in SEEDS]
+    w = question_weights(groups)
+    models = [GradientBoostingClassifier(random_state=seed, **SCORER).fit(Z, yz, sample_weight=w) for seed in SEEDS]
     assert len(SEEDS) > 1 and not np.allclose(models[0].decision_function(Z), models[1].decision_function(Z))
     assert np.allclose(forest.raw(Z), np.mean([m.decision_function(Z) for m in models], axis=0), atol=1e-4)
 
@@ -121,4 +122,13 @@ def test_every_fold_split_that_chooses_the_threshold_holds_out_whole_facts():
         for f in set(facts):
             assert len({folds[i] for i, g in enumerate(facts) if g == f}) == 1
     assert len({tuple(s) for s in splits}) == len(splits)  # different splits, not one three times
+
+
+def test_every_question_weighs_alike_in_fitting_however_many_candidates_it_has():
+    from rag.ranker import question_weights
+
+    groups = np.array([0, 0, 0, 0, 1, 2, 2])
+    w = question_weights(groups)
+    assert np.isclose(w.sum(), len(groups))
+    assert np.allclose([w[groups == g].sum() for g in range(3)], w[groups == 0].sum())
 
