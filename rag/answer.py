@@ -75,6 +75,7 @@ class Answerer:
         path = settings.ranker_path or DEFAULT_PATH
         self.ranker = ranker or (Ranker.load(path) if load_ranker else None)
         self.second = self._second_encoder(index)
+        self._second_vectors: LRU[np.ndarray] = LRU(settings.query_cache)  # questions by it, like the first's
         self._norms: LRU[NormText] = LRU(4096)  # passages' normalised text
         person_names("李杰")  # load jieba's POS tagger now, not at the first who-question
         len(self.vocab.romanised)  # and the corpus's pinyin, for English names
@@ -150,7 +151,9 @@ class Answerer:
     def _second_query(self, text: str) -> np.ndarray | None:
         """The question by the second encoder, when the index has the sentences by it (self.second
         is None otherwise: _second_encoder)."""
-        return None if self.second is None else self.second.embed_queries([text])[0]
+        if self.second is None:
+            return None
+        return self._second_vectors.get(text, lambda: self.second.embed_queries([text])[0])
 
     def candidates(self, q: Question, hits: list[Hit]) -> list[Candidate]:
         """Every candidate of the passages with its features (and probability, with a ranker)."""

@@ -248,11 +248,10 @@ def _sentence_table(settings: Settings, chunks: list[Chunk], progress: bool = Fa
     vectors = EmbeddingCache.of(settings, embedder.name).embed(
         embedder, rows, progress=progress, on_progress=on_progress)
     info = {"rows": len(rows), "max_chunks": limit, "vectors": "float16"}
-    second = second_encoder(settings)
-    if second is not None:  # fast (~500 sentences/s): no progress of its own
-        info["second"] = second.name
-        second = np.asarray(EmbeddingCache.of(settings, second.name).embed(
-            second, rows), dtype=np.float16)
+    encoder, second = second_encoder(settings), None
+    if encoder is not None:  # fast (~500 sentences/s): no progress of its own
+        info["second"] = encoder.name
+        second = np.asarray(EmbeddingCache.of(settings, encoder.name).embed(encoder, rows), dtype=np.float16)
     return info, SentenceTable(np.asarray(vectors, dtype=np.float16), owner, spans, second)
 
 
