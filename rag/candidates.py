@@ -46,6 +46,8 @@ NARROWER = re.compile(r"[\u4e00-\u9fff]{2,5}?(?:小区|社区|村|街道|镇|乡
 ORG_NAME = re.compile(r"[\u4e00-\u9fff“”]{2,14}?(?:公司|集团|医院|大学|学院|研究所|研究院|银行|协会|基地|中心|厂|工委|"
                       r"委员会|局|院|所)")
 PLACE_NAME = re.compile(r"[\u4e00-\u9fff]{1,6}?(?:省|市|区|县|镇|乡|村|街道|社区|小区)")
+SPOKEN = re.compile(r"[(（]((?:19|20)\d{2})年\d{1,2}月(?:\d{1,2}日)?[^()（）]{0,80}(?:讲话|致辞|报告|演讲|批示|指示|信)[^()（）]{0,6}[)）]")
+SO_FAR = {"今年以来", "年初以来"}  # since the start of the year: the period of the text around it
 PERIOD_WORDS = re.compile(r"上半年|下半年|全年|一季度|第一季度|前三季度|今年以来|年初以来|\d{1,2}月(?:份|底|末|以来)|五年来|连续五年|本届|"
                           r"任期内")
 
@@ -91,6 +93,7 @@ class Candidate:
     features: dict[str, float] = field(default_factory=dict)
     p: float = 0.0  # the ranker's probability that this candidate answers the question
     near: float = UNSCORED  # the ranker's score, for one that cannot answer but shows what is nearby
+    period: str | None = None  # in an article titled with two periods, the one of its part
 
     @property
     def sentence(self) -> str:
@@ -159,6 +162,26 @@ def _norm_at(norm: NormText, raw_pos: int) -> int:
     return min(bisect_left(norm.offsets, raw_pos), len(norm.text) - 1) if norm.text else 0
 
 
+_PERIOD_MARKS: dict[tuple[str, int, str], list[tuple[int, str]]] = {}
+
+
+def part_period(text: str, at: int, article: str, doc_id: str = "") -> str:
+    """Which period an article titled with two (2024年上半年工作总结暨下半年工作打算) is about at
+    ``at``: a paragraph opening with one of them (下半年,市人大常委会将…) starts its part; the
+    title's own line, or none within 20,000 characters, means the first, which the title reviews.
+    The marks are found once per document and article."""
+    named = list(dict.fromkeys(PERIOD_WORDS.findall(article)))
+    key = (doc_id, len(text), article)
+    if key not in _PERIOD_MARKS:
+        title = r"\n[^\n]*" + r"[^\n]*".join(map(re.escape, named))
+        opens = rf"\n\s*({'|'.join(map(re.escape, named))})[,，]"
+        _PERIOD_MARKS[key] = sorted([(m.end(), named[0]) for m in re.finditer(title, text)]
+                                    + [(m.start(), m.group(1)) for m in re.finditer(opens, text)])
+    marks = _PERIOD_MARKS[key]
+    i = bisect_left(marks, (at, "")) - 1
+    return marks[i][1] if i >= 0 and at - marks[i][0] <= 20000 else named[0]
+
+
 def generate(q: Question, hits: list[Hit], norms: dict[str, NormText], raw: dict[str, str]) -> list[Candidate]:
     """Every sentence of the passages; inside each, a candidate per figure (number and rate
     questions), date (date questions) or name (who questions); and the masthead fields."""
@@ -167,8 +190,10 @@ def generate(q: Question, hits: list[Hit], norms: dict[str, NormText], raw: dict
         c = hit.chunk
         norm = norms[c.id]
         text = norm.text
+        two = len(set(PERIOD_WORDS.findall(c.article or ""))) > 1
         for s, e in sentence_spans(text):
             sent = text[s:e]
+            period = part_period(raw[c.doc_id], norm.raw_span(s, e)[0], c.article, c.doc_id) if two and c.doc_id in raw else None
             targets: list[tuple[int, int]] = []
             if q.is_quantity:
                 targets = [m2.span() for m2 in FIGURE.finditer(sent) if not _not_a_count(sent, *m2.span())]
@@ -177,9 +202,9 @@ def generate(q: Question, hits: list[Hit], norms: dict[str, NormText], raw: dict
             elif q.kind == "who":
                 targets = person_names(sent)
             if targets:
-                out += [Candidate(hit, norm, s, e, "figure", (s + a, s + b)) for a, b in targets]
+                out += [Candidate(hit, norm, s, e, "figure", (s + a, s + b), period=period) for a, b in targets]
             else:
-                out.append(Candidate(hit, norm, s, e))
+                out.append(Candidate(hit, norm, s, e, period=period))
         for ns, ne, vs, ve, label in _fields(raw[c.doc_id], c.start, c.end, norm):
             out.append(Candidate(hit, norm, ns, ne, "field", (vs, ve), label))
     return out
@@ -316,7 +341,7 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
         if q.kind == "explain":
             f["explain_marker"] = min(1.0, len(METHOD.findall(sent)) / 2)
         # scope: the places, years and period asked
-        where = " ".join(c.places) + (c.article or "")
+        where = " ".join(c.places) + (c.article or "") + c.text  # the passage may name the place
         # the sentence is about a part (a compound, a village, a district) of what was asked
         parts = [m.group(0) for m in NARROWER.finditer(sent)]
         f["narrower"] = float(any(not any(p_ in m or short_place(p_) in m for p_ in q.places) and m not in q.text
@@ -330,18 +355,24 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
             f["place_other"] = float(bool(c.places) and not any(p == c.places[0] or short_place(p) == short_place(c.places[0])
                                                                 for p in q.places) and not in_s)
         if q.years:  # a year the sentence prints overrides the passage's
-            printed = {int(y) for y in re.findall(r"((?:19|20)\d{2})年", sent)}
-            ok = [y for y in q.years if y in printed or (c.year == y and not printed)]
+            # 2022年以来 in a passage of 2024 runs to 2024: each of those years is the sentence's
+            printed = {int(y) for y in re.findall(r"((?:19|20)\d{2})年(?!以来|来)", sent)}
+            printed |= {y for m in re.findall(r"((?:19|20)\d{2})年(?:以来|来)", sent)
+                        for y in range(int(m), max(int(m), c.year or 0) + 1)}
+            # an excerpt of a speech is of the year its closing attribution gives: (2017年12月18日在…讲话)
+            said = SPOKEN.search(cand.norm.text, cand.end, cand.end + 600) if not printed else None
+            ok = [y for y in q.years if y in printed or (c.year == y and not printed) or (said and int(said.group(1)) == y)]
             f["year_match"] = len(ok) / len(q.years)
             f["year_miss"] = float(len(ok) < len(q.years))
         f["year_uncovered"] = float(any(y not in corpus_years for y in q.years))
         f["unknown_place"] = float(bool(q.unknown_places))
         if q.periods:  # the sentence's own period (上半年, …) wins over its article's title
-            # a title naming two periods (2024年上半年工作总结暨下半年工作打算) reviews the first:
-            # its figures are of that one, the second is what is planned
+            # a title naming two periods (2024年上半年工作总结暨下半年工作打算) reviews the first and
+            # plans the second: a sentence is of the part it is in (part_period)
             named = PERIOD_WORDS.findall(c.article or "")
-            article = named[0] if len(set(named)) > 1 else (c.article or "")
-            here = sent if PERIOD_WORDS.search(sent) else sent + article
+            article = (cand.period or named[0]) if len(set(named)) > 1 else (c.article or "")
+            # 今年以来 in a half-year summary is that half-year: the article's period stands
+            here = sent if set(PERIOD_WORDS.findall(sent)) - SO_FAR else sent + article
             hit_p = any(re.search(PERIODS[p], here, re.I) for p in q.periods)
             f["period_hit"] = float(hit_p)
             f["period_miss"] = float(not hit_p and bool(PERIOD_WORDS.search(here)))
@@ -489,6 +520,18 @@ def _after_role(sentence: str, at: int, roles: tuple[str, ...], author: str | No
 DAY_ASKED = re.compile(DAY.pattern + r"|什么日子|日期", re.I)  # a day asked, as a date question's kind is read
 
 
+# a question asking for two things (哪两项, which two) and a sentence joining two (A和B, A及B)
+PAIR_ASKED = re.compile(r"[两二](?:项|个|类|种|条|件|大|方面)|\b(?:two|both)\b", re.I)
+PAIR = re.compile(r"[\u4e00-\u9fff]{2}(?:和|及|与|以及)[\u4e00-\u9fff]{2}")
+
+
+def _parallel_clauses(sent: str) -> bool:
+    """Three or more short clauses in a row (制度优势显著,治理效能提升,经济长期向好,…;
+    私人会所不要去,高档娱乐场所不要去,…): items listed by commas, not by 、 or numbers."""
+    clauses = [c for c in re.split(r"[,;，；]", sent.rstrip("。!?")) if c.strip()]
+    return len(clauses) >= 3 and sum(len(c) <= 14 for c in clauses) >= 3
+
+
 def eligible(q: Question, cand: Candidate) -> bool:
     """Whether the candidate can be the answer at all: about the place and year asked, and of
     the kind of answer asked (a figure with a fitting unit for how-many, a name for who, a
@@ -509,13 +552,14 @@ def eligible(q: Question, cand: Candidate) -> bool:
     if q.kind == "where":  # a place, address or institution the question does not name itself
         return cand.kind == "field" or any(m.group(0) not in q.text for rx in (PLACE_NAME, ORG_NAME)
                                            for m in rx.finditer(cand.sentence))
-    if q.kind == "list":  # items: an enumeration, a run of 、, or several quoted names
+    if q.kind == "list":  # items: an enumeration, a run of 、 or of short clauses, several quoted names, a pair asked
         sent = cand.sentence
         # the set the question names (“三大核心板块”), where the sentence names it too: its items follow it
         named = [n for n in re.findall(r"“([^”]{2,12})”", q.text) if f"“{n}”" in sent]
         if named:
             sent = sent[sent.index(f"“{named[0]}”") + len(named[0]) + 2:]
-        return bool(ENUMERATION.search(sent)) or sent.count("、") >= 2 or len(re.findall(r"“[^”]{2,}”", sent)) >= 2
+        return bool(ENUMERATION.search(sent)) or sent.count("、") >= 2 or len(re.findall(r"“[^”]{2,}”", sent)) >= 2 \
+            or _parallel_clauses(sent) or (bool(PAIR_ASKED.search(q.text)) and bool(PAIR.search(sent)))
     if q.kind in ("who", "date"):
         if cand.kind not in ("figure", "field"):
             return False

@@ -61,7 +61,10 @@ UNIT_ALIASES = {"位": ("名", "人"), "名": ("位", "人"), "人": ("名", "�
                 # 个 is the catch-all classifier, but not for trees, times, money, distance or age
                 "个": ("处", "家", "所", "项", "座", "名", "位", "人", "条", "件", "类", "批", "支", "部", "台", "栋", "户",
                       "张", "辆", "本", "篇", "份", "场"), "场": ("次",), "次": ("场",),
-                "条": ("件", "个", "项"), "件": ("条", "个", "项"), "人次": ("人",), "件次": ("件",)}
+                "条": ("件", "个", "项"), "件": ("条", "个", "项", "份"), "份": ("件", "个"), "人次": ("人",), "件次": ("件",)}
+# and the other way: 多少处 asked, 82个 printed (not for people: 多少名代表 is not answered by 个)
+UNIT_ALIASES.update({u: (*UNIT_ALIASES.get(u, ()), "个") for u in UNIT_ALIASES["个"]
+                     if u not in ("名", "位", "人") and "个" not in UNIT_ALIASES.get(u, ())})
 RATE = re.compile(r"[^\w]?率|百分比|百分之|占比|比例|比重|percentage|percent|\brate\b|proportion|share of", re.I)
 QUANTITY = re.compile(r"多少|几[个次部人件项条家名位所处株场篇本栋户岁天年]?|数量|how many|how much|number of", re.I)
 LIST = re.compile(r"哪些|哪几|哪[二三四五六七八九十两\d]{1,2}[个项件类条种大名家所]|分别(?:是什么|叫什么|是哪)|有什么|包括什么|包含|\bwhich (?:two|three|four|five|six|seven|eight|nine|ten|\d+)\b|which measures|what measures|what are the|\blist\b|what steps", re.I)
@@ -69,7 +72,7 @@ EXPLAIN = re.compile(r"如何|怎样|怎么|为什么|为何|什么方式|什么
 WHO = re.compile(r"是谁|由谁|谁[是写作担]|哪位|作者|撰稿|\bwho\b|\bauthor\b|\bwrote\b", re.I)
 ORG = re.compile(r"哪家|哪个(?:单位|部门|公司|企业|机构|医院|学校)|什么(?:单位|公司|企业|机构)|"
                  r"\bwhich (?:company|firm|enterprise|institution|organi[sz]ation|hospital|unit|department)\b", re.I)
-DATE = re.compile(r"什么时候|何时|哪天|哪一天|几月|哪一年|哪年|日期|\bwhen\b|what (?:exact |precise )?date|which day|which year", re.I)
+DATE = re.compile(r"什么时候|何时|哪天|哪一天|几月|哪一年|哪年|日期|^\s*when\b|\bwhen (?:did|was|were|is|are|will|does|do|has|had|would)\b|what (?:exact |precise )?date|which day|(?:which|what) year|\bby when\b", re.I)
 WHERE = re.compile(r"在哪|哪里|什么地方|地址|哪个(?:县|区|市|省|镇|乡|村|地方|街道|社区|小区)|到哪|去哪|"
                    r"\bwhere\b|address|\bwhich (?:county|district|city|province|town|village)\b", re.I)
 # a measure per person or per item (人均每年增收多少元, 每部电梯平均节省): a total is not the answer

@@ -173,3 +173,18 @@ def test_an_english_questions_verbs_are_its_predicates(vocab):
     q = analyse("How many elevators did Luoyang coordinate to install in old residential communities?", vocab)
     assert "电梯" in q.terms and "电梯" not in q.predicates
     assert {"协调", "加装"} & set(q.predicates)
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("When did the regulations take effect?", "date"), ("In what year was the station set up?", "date"),
+    ("By when must the plan be finished?", "date"),
+    # "when" opening a clause is not the thing asked
+    ("What does the article urge officials to think of when facing temptations?", "fact"),
+])
+def test_when_asks_a_date_only_as_the_question_word(question, kind):
+    assert kind_of(question) == kind
+
+
+def test_a_count_in_the_catch_all_classifier_answers_a_count_of_things_not_of_people():
+    assert unit_fits("处", "82个") and unit_fits("份", "9件")
+    assert not unit_fits("名", "5个")
