@@ -193,7 +193,7 @@ def generate(q: Question, hits: list[Hit], norms: dict[str, NormText], raw: dict
         two = len(set(PERIOD_WORDS.findall(c.article or ""))) > 1
         for s, e in sentence_spans(text):
             sent = text[s:e]
-            period = part_period(raw[c.doc_id], norm.raw_span(s, e)[0], c.article, c.doc_id) if two and c.doc_id in raw else None
+            period = part_period(raw[c.doc_id], norm.raw_span(s, e)[0], c.article, c.doc_id) if two else None
             targets: list[tuple[int, int]] = []
             if q.is_quantity:
                 targets = [m2.span() for m2 in FIGURE.finditer(sent) if not _not_a_count(sent, *m2.span())]
@@ -341,12 +341,12 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
         if q.kind == "explain":
             f["explain_marker"] = min(1.0, len(METHOD.findall(sent)) / 2)
         # scope: the places, years and period asked
-        where = " ".join(c.places) + (c.article or "") + c.text  # the passage may name the place
         # the sentence is about a part (a compound, a village, a district) of what was asked
         parts = [m.group(0) for m in NARROWER.finditer(sent)]
         f["narrower"] = float(any(not any(p_ in m or short_place(p_) in m for p_ in q.places) and m not in q.text
                                   for m in parts))
         if q.places:
+            where = " ".join(c.places) + (c.article or "") + c.text  # the passage may name the place
             in_s = [p for p in q.places if p in sent or short_place(p) in sent]
             in_c = [p for p in q.places if p in where or short_place(p) in where]
             f["place_sent"] = len(in_s) / len(q.places)
@@ -356,9 +356,8 @@ def featurise(q: Question, cands: list[Candidate], qvec: np.ndarray | None, wind
                                                                 for p in q.places) and not in_s)
         if q.years:  # a year the sentence prints overrides the passage's
             # 2022年以来 in a passage of 2024 runs to 2024: each of those years is the sentence's
-            printed = {int(y) for y in re.findall(r"((?:19|20)\d{2})年(?!以来|来)", sent)}
-            printed |= {y for m in re.findall(r"((?:19|20)\d{2})年(?:以来|来)", sent)
-                        for y in range(int(m), max(int(m), c.year or 0) + 1)}
+            printed = {y for year, since in re.findall(r"((?:19|20)\d{2})年(以来|来)?", sent)
+                       for y in (range(int(year), max(int(year), c.year or 0) + 1) if since else (int(year),))}
             # an excerpt of a speech is of the year its closing attribution gives: (2017年12月18日在…讲话)
             said = SPOKEN.search(cand.norm.text, cand.end, cand.end + 600) if not printed else None
             ok = [y for y in q.years if y in printed or (c.year == y and not printed) or (said and int(said.group(1)) == y)]

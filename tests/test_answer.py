@@ -220,22 +220,26 @@ def test_a_total_is_not_the_answer_to_a_figure_per_person(answerer):
     assert not answerer.ask("新安县樱桃种植的综合收益，人均每年是多少元？").found
 
 
-def eligible_sentences(answerer, question):
+def candidates_of(answerer, question):
+    q = answerer.analyse(question)
+    return q, answerer.candidates(q, answerer.retrieve(q, 5, None))
+
+
+@pytest.mark.parametrize("question, quoted", [
+    # 备案审查规范性文件9件,对2022年以来…: 2022年以来 runs to the summary's 2024, not only 2022
+    ("2024年上半年洛阳市人大常委会备案审查了多少件规范性文件？", "备案审查规范性文件9件"),
+    # 今年以来 in a half-year summary is that half-year
+    ("2024年上半年全市五级人大代表累计进站多少人次？", "1.45万人次"),
+    # (2017年12月18日在中央经济工作会议上的讲话) closes an excerpt printed in a 2024 issue
+    ("习近平2017年在中央经济工作会议上说必须加快形成哪些体系？", "指标体系、政策体系"),
+    # the sentence quoting a resident does not repeat 涧西区滨河新村小区; its passage names it
+    ("涧西区滨河新村小区的张阿姨在小区里住了多少年？", "住了20多年"),
+], ids=["counted-since-a-year", "so-far-this-year", "speech-attribution-year", "place-in-the-passage"])
+def test_a_sentence_is_in_the_scope_its_text_gives_it(answerer, question, quoted):
     from rag.candidates import eligible
 
-    q = answerer.analyse(question)
-    return [c.sentence for c in answerer.candidates(q, answerer.retrieve(q, 5, None)) if eligible(q, c)]
-
-
-def test_a_sentence_counting_from_an_earlier_year_is_of_its_passages_year_too(answerer):
-    """备案审查规范性文件9件,对2022年以来…: 2022年以来 runs to the summary's 2024, not only 2022."""
-    sents = eligible_sentences(answerer, "2024年上半年洛阳市人大常委会备案审查了多少件规范性文件？")
-    assert any("备案审查规范性文件9件" in s for s in sents)
-
-
-def test_so_far_this_year_in_a_half_year_summary_is_that_half_year(answerer):
-    sents = eligible_sentences(answerer, "2024年上半年全市五级人大代表累计进站多少人次？")
-    assert any("1.45万人次" in s for s in sents)
+    q, cands = candidates_of(answerer, question)
+    assert any(quoted in c.sentence for c in cands if eligible(q, c))
 
 
 def test_the_plans_of_a_summary_titled_with_two_periods_are_of_the_second(answerer):
@@ -246,21 +250,9 @@ def test_the_plans_of_a_summary_titled_with_two_periods_are_of_the_second(answer
     title = "洛阳市人大常委会2024年上半年工作总结暨下半年工作打算"
     assert part_period(text, text.index("出台加强噪声扰民监管"), title) == "下半年"
     assert part_period(text, text.index("备案审查规范性文件9件"), title) == "上半年"
-    q = answerer.analyse("洛阳市人大常委会2024年下半年打算开展哪些立法调研？")
-    plan = [c for c in answerer.candidates(q, answerer.retrieve(q, 5, None)) if "噪声扰民监管" in c.sentence]
+    _, cands = candidates_of(answerer, "洛阳市人大常委会2024年下半年打算开展哪些立法调研？")
+    plan = [c for c in cands if "噪声扰民监管" in c.sentence]
     assert plan and all(c.features.get("period_hit") and not c.features.get("period_miss") for c in plan)
-
-
-def test_an_excerpt_of_a_speech_is_of_the_year_of_its_attribution(answerer):
-    """(2017年12月18日在中央经济工作会议上的讲话) closes the excerpt printed in a 2024 issue."""
-    sents = eligible_sentences(answerer, "习近平2017年在中央经济工作会议上说必须加快形成哪些体系？")
-    assert any("指标体系、政策体系" in s for s in sents)
-
-
-def test_a_place_the_passage_names_scopes_its_sentences(answerer):
-    """The sentence quoting a resident does not repeat 涧西区滨河新村小区; its passage names it."""
-    sents = eligible_sentences(answerer, "涧西区滨河新村小区的张阿姨在小区里住了多少年？")
-    assert any("住了20多年" in s for s in sents)
 
 
 def test_items_listed_as_short_clauses_are_a_list():
