@@ -328,7 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--threads", type=int, help="compute threads per worker (default: cores // workers)")
     q.set_defaults(fn=cmd_serve)
 
-    q = sub.add_parser("eval", help="run the reference questions; exit 1 below thresholds")
+    q = sub.add_parser("eval", help="run the reference questions; exit 1 below thresholds",
+                       description="Every question of eval/questions.jsonl through the /ask path, scored per "
+                                   "split, kind, language and style; the issue's bars on test with their 95% "
+                                   "intervals; a warning (with the gap's 95% interval) where dev beats test by "
+                                   "more than 0.05, overall or within a language. Writes eval/report.json and "
+                                   "eval/report.md; exits 1 when a split misses eval/thresholds.toml.")
     q.add_argument("--json", action="store_true")
     q.add_argument("--retriever", choices=["hybrid", "dense", "lexical"])
     q.add_argument("--limit", type=int, help="only the first N questions")
