@@ -524,6 +524,10 @@ PAIR_ASKED = re.compile(r"[两二](?:项|个|类|种|条|件|大|方面)|\b(?:tw
 PAIR = re.compile(r"[\u4e00-\u9fff]{2}(?:和|及|与|以及)[\u4e00-\u9fff]{2}")
 
 
+# two items and "and so on" (消防、食品等安全责任制): a list cut short, not a pair
+ITEMS_AND_SO_ON = re.compile(r"、[^,;:。、]{1,24}等")
+
+
 def _parallel_clauses(sent: str) -> bool:
     """Three or more short clauses in a row (制度优势显著,治理效能提升,经济长期向好,…;
     私人会所不要去,高档娱乐场所不要去,…): items listed by commas, not by 、 or numbers."""
@@ -558,7 +562,7 @@ def eligible(q: Question, cand: Candidate) -> bool:
         if named:
             sent = sent[sent.index(f"“{named[0]}”") + len(named[0]) + 2:]
         return bool(ENUMERATION.search(sent)) or sent.count("、") >= 2 or len(re.findall(r"“[^”]{2,}”", sent)) >= 2 \
-            or _parallel_clauses(sent) or (bool(PAIR_ASKED.search(q.text)) and bool(PAIR.search(sent)))
+            or bool(ITEMS_AND_SO_ON.search(sent)) or _parallel_clauses(sent) or (bool(PAIR_ASKED.search(q.text)) and bool(PAIR.search(sent)))
     if q.kind in ("who", "date"):
         if cand.kind not in ("figure", "field"):
             return False

@@ -260,3 +260,15 @@ def test_items_listed_as_short_clauses_are_a_list():
 
     assert _parallel_clauses("赌场等不良场所不要去,私人会所不要去,高档娱乐场所不要去。")
     assert not _parallel_clauses("区人大常委会听取审议了报告,提出了意见。")
+
+
+def test_two_items_and_so_on_are_a_list(answerer):
+    """消防、食品等安全责任制 lists two and cuts the rest short: an answer to which ones."""
+    from rag.candidates import ITEMS_AND_SO_ON, eligible
+
+    assert ITEMS_AND_SO_ON.search("建立健全养老服务机构消防、食品等安全责任制")
+    assert not ITEMS_AND_SO_ON.search("推动经济、社会发展")  # two things, and nothing cut short
+    assert not ITEMS_AND_SO_ON.search("消防、食品安全责任制,守护好老年人的生命健康安全等")  # 等 of another clause
+    q, cands = candidates_of(answerer, "养老服务联动监督时，检查组督促养老服务机构建立健全了哪些安全责任制？")
+    assert any("消防、食品等安全责任制" in c.sentence for c in cands if eligible(q, c))
+
