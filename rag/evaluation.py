@@ -18,6 +18,7 @@ from .normalize import squash
 METRICS = ("recall@1", "recall@5", "mrr", "answer_accuracy", "citation_validity",
            "citation_support", "refusal_accuracy", "near_miss_refusal", "false_refusals")
 SPLITS = ("dev", "test")
+LANGS = ("zh", "en")  # each split is also reported by language ("test:en"): the issue's bar is per language
 GAP = 0.05  # dev may beat test by this much on a metric before `rag eval` warns
 # the questions each metric is a share of (mrr is a mean, not a share: no interval)
 BASE = {"recall@1": "answerable", "recall@5": "answerable", "answer_accuracy": "answerable",
@@ -166,8 +167,8 @@ def _gap_warnings(groups: dict[str, dict]) -> list[str]:
     language (a gap in English hides under the whole when Chinese has none), with the gap's 95%
     interval: dev and test are independent samples, and a small group's gap may be chance."""
     out = []
-    for label, dev_name, test_name in (("", "split:dev", "split:test"), ("zh ", "dev:zh", "test:zh"),
-                                       ("en ", "dev:en", "test:en")):
+    pairs = [("", "split:dev", "split:test")] + [(f"{lang} ", f"dev:{lang}", f"test:{lang}") for lang in LANGS]
+    for label, dev_name, test_name in pairs:
         dev, test = groups.get(dev_name), groups.get(test_name)
         if not dev or not test:
             continue
@@ -187,13 +188,16 @@ def _gap_warnings(groups: dict[str, dict]) -> list[str]:
     return out
 
 
-def _interval_lines(groups: dict[str, dict]) -> list[str]:
-    """The issue's bars on test, each with its 95% interval, whole and by language."""
+def _interval_lines(groups: dict[str, dict], cis: dict[str, dict]) -> list[str]:
+    """The issue's bars on test, each with its 95% interval (``cis``: each group's ``intervals``),
+    whole and by language; a heading first, or nothing without test questions."""
     out = []
-    for name in ("split:test", "test:zh", "test:en"):
+    for name in ("split:test", *(f"test:{lang}" for lang in LANGS)):
         if name in groups:
-            m, ci = groups[name], intervals(groups[name])
+            m, ci = groups[name], cis[name]
             out.append(f"{name:<11} " + "  ".join(f"{b} {m[b]} [{ci[b][0]}, {ci[b][1]}]" for b in BARS if b in ci))
+    if out:
+        out.insert(0, "95% intervals (Wilson) of the issue's bars on test:")
     return out
 
 
@@ -230,8 +234,8 @@ def run_eval(settings: Settings, as_json: bool = False, mode: str | None = None,
             by[r[key]].append(r)
         for name in sorted(by):
             groups[f"{key}:{name}"] = aggregate(by[name])
-    for sp in SPLITS:  # the test split by language: the issue's bar is per language
-        for lang in ("zh", "en"):
+    for sp in SPLITS:
+        for lang in LANGS:
             sub = [r for r in rows if r["split"] == sp and r["lang"] == lang]
             if sub:
                 groups[f"{sp}:{lang}"] = aggregate(sub)
@@ -244,14 +248,15 @@ def run_eval(settings: Settings, as_json: bool = False, mode: str | None = None,
             if f"split:{sp}" in groups:
                 problems += [f"{sp}: {p}" for p in check_gate(groups[f"split:{sp}"], thresholds)]
     gaps = _gap_warnings(groups)
-    report = {"retriever": settings.retriever, "embedder": settings.embedder, "groups": groups,
-              "intervals": {name: intervals(m) for name, m in groups.items()},
+    cis = {name: intervals(m) for name, m in groups.items()}
+    bars = _interval_lines(groups, cis)
+    report = {"retriever": settings.retriever, "embedder": settings.embedder, "groups": groups, "intervals": cis,
               "failure_categories": categories, "failed": failed, "gate": problems, "gap_warnings": gaps,
               "rows": rows}
     (settings.eval_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1))
     md = [f"# Eval report ({settings.retriever}, {settings.embedder})", "", _markdown(groups), "",
-          "95% intervals (Wilson) of the issue's bars on test:", "", *[f"- {line}" for line in _interval_lines(groups)],
-          "", "Failures by category: " + ", ".join(f"{k} {v}" for k, v in categories.items()), "",
+          *([bars[0], "", *[f"- {line}" for line in bars[1:]], ""] if bars else []),
+          "Failures by category: " + ", ".join(f"{k} {v}" for k, v in categories.items()), "",
           "## Failed questions", ""]
     md += [f"- {r['id']} ({r['split']}) [{r['kind']}] {r['category']}: {r['question']} → found={r['found']} "
            f"{r['answer']!r}" for r in failed]
@@ -267,9 +272,8 @@ def run_eval(settings: Settings, as_json: bool = False, mode: str | None = None,
     else:
         print(f"retriever={settings.retriever} embedder={settings.embedder} questions={len(rows)}")
         print(_table(groups))
-        lines = _interval_lines(groups)
-        if lines:
-            print("\n95% intervals (Wilson) of the issue's bars on test:\n" + "\n".join(lines))
+        if bars:
+            print("\n" + "\n".join(bars))
         print("\nfailures by category: " + ", ".join(f"{k} {v}" for k, v in categories.items()))
         if failures:
             print(f"each failed question with its category: {failures}")
