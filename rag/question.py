@@ -47,14 +47,18 @@ def unit_fits(asked: str, figure: str) -> bool:
 EN_UNITS = [
     (r"person-times|person times", "人次"), (r"times|sessions|meetings|activities|rounds", "次"),
     (r"elevators|lifts", "部"), (r"kilomet\w*", "公里"), (r"yuan", "元"), (r"(?:\w+ )?trees", "株"),
-    (r"schools", "所"), (r"people|persons|residents|deputies|members|experts|visitors|officials", "人"),
+    (r"schools", "所"),
+    # people, whatever their role: a figure counting them is 人, 名 or 位
+    (r"people|persons|residents|deputies|members|experts|visitors|officials|voters|workers|volunteers|participants"
+     r"|staff|students|teachers|villagers|farmers|cadres|judges|prosecutors|representatives|citizens|elderly"
+     r"|seniors|children|patients|doctors|lawyers|employees|delegates|liaisons|liaison officers|inspectors", "人"),
     (r"beds", "张"), (r"households|families", "户"), (r"companies|enterprises|firms", "家"),
     (r"cases|letters|suggestions|proposals|motions", "件"), (r"articles|reports", "篇"),
     (r"hours", "小时"), (r"mu", "亩"), (r"hectares", "公顷"), (r"tons|tonnes", "吨"),
 ]
 EN_HOW_MANY = re.compile(r"how many ((?:[\w'-]+ ?){1,8})", re.I)
 EN_STOP = set("is are was were did do does have has had in of for on at by per will can that from to with "
-              "were been there this".split())
+              "were been there this the a an its their his her our these those".split())
 # classifiers a question may use for what the text counts with another
 UNIT_ALIASES = {"位": ("名", "人"), "名": ("位", "人"), "人": ("名", "位"), "棵": ("株",), "株": ("棵",),
                 "台": ("部",), "部": ("台",),
@@ -312,7 +316,9 @@ def _en_counted_words(text: str) -> list[str]:
     m = EN_HOW_MANY.search(text)
     words: list[str] = []
     for w in (m.group(1).lower().split() if m else []):
-        if w in EN_STOP:
+        # a participle after a plural noun ends it: "how many people attended", "elderly people
+        # aged 60" (not "disabled and semi-disabled elderly people")
+        if w in EN_STOP or (words and w.endswith("ed") and (words[-1].endswith("s") or words[-1] == "people")):
             break
         words.append(w)
     return words
@@ -379,7 +385,8 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
     asked = _asked_word(text)
     # the verb that picks one of a sentence's figures: LAC's last verb before 多少, else the word
     # right before it when LAC tags it a verb elsewhere in the question (已办结多少条)
-    asked_verb = None if english else (_asked_verb(text) or (asked if asked in predicates else None))
+    asked_verb = (_en_asked_verb(text, vocab) if english
+                  else (_asked_verb(text) or (asked if asked in predicates else None)))
     unit = asked_unit(text) if kind in ("number", "rate") else None
     # "how many workers": the classifiers CC-CEDICT gives 工人 (个, 名), where no unit was read
     measure = tuple(c for c in classifiers(counted) if UNIT_AT_END.fullmatch(c)) if (
@@ -453,6 +460,39 @@ def _asked_verb(text: str) -> str | None:
     verbs = [w for w, t in lac_tags(clause) if t in ("v", "vn") and len(w) >= 2 and not w.startswith(("有", "是", "占"))
              and w not in ASKING]
     return verbs[-1].rstrip("了") if verbs else None
+
+
+# what stands between an English how-many noun and its verb: auxiliaries, the subject's
+# determiners and prepositions, adverbs of time or degree
+EN_NOT_VERB = EN_STOP | set("been being be get got had actually already eventually finally so far so far in total "
+                            "altogether all together also ever yet now still really each every one".split())
+
+
+def _en_asked_verb(text: str, vocab: Vocabulary) -> str | None:
+    """The Chinese of an English how-many question's own verb, as _asked_verb reads a Chinese
+    one: "how many of the 133 suggestions collected … were resolved" → 解决 (not 收集, the verb
+    of the noun's relative clause), "how many … did the committee hold" → 召开. The first
+    lowercase word after the counted noun and its auxiliary or subject whose Chinese (glossary,
+    else CC-CEDICT) the publications use and jieba's dictionary tags a verb."""
+    m = re.search(r"how many\b(.*)", text, re.I)
+    if not m:
+        return None
+    rest = re.split(r"[,;:?]", m.group(1))[0]
+    tokens = re.findall(r"[A-Za-z][\w'-]*", rest)
+    counted = len(_en_counted_words(text))
+    aux = next((i for i, w in enumerate(tokens) if i >= counted and w.lower() in
+                ("were", "was", "are", "is", "did", "do", "does", "have", "has", "had", "got", "get")), None)
+    if aux is None:
+        return None
+    context = {stem(w) for w in re.findall(r"[a-z][a-z'-]*", text.lower())}
+    for word in tokens[aux + 1:aux + 10]:
+        if word[0].isupper() or word.lower() in EN_NOT_VERB or "'" in word:
+            continue
+        zh = to_chinese_terms(word).split() or list(vocab.lexicon.words_for(word, context))
+        verbs = [w for w in zh if len(w) >= 2 and dictionary_tag(w) in ("v", "vn") and w not in ASKING]
+        if verbs:
+            return verbs[0]
+    return None
 
 
 NAME_RUN = re.compile(r"\b[A-Z][a-z]+(?:'[a-z]+)?(?:[- ][A-Z][a-z]+(?:'[a-z]+)?)*")

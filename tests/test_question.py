@@ -37,6 +37,9 @@ def test_the_kind_of_answer_asked(question, kind):
     ("How many schools did deputies check?", "所"),
     ("How many community-level deputy liaison stations had been built?", None),
     ("How many ancient and famous trees are registered in Luoyang?", "株"),
+    # people by their role, and the noun ended by a participle: "people attended" counts people
+    ("How many voters did deputies receive?", "人"), ("How many people attended the symposium?", "人"),
+    ("How many elderly people aged 60 and over live in the county?", "人"),
     ("科研基地占地面积有多少亩？", "亩"), ("每部电梯平均节省了多少安装资金？", "元"), ("How many hours did the group spend on study?", "小时"),
 ])
 def test_the_unit_asked(question, unit):
@@ -173,6 +176,16 @@ def test_an_english_questions_verbs_are_its_predicates(vocab):
     q = analyse("How many elevators did Luoyang coordinate to install in old residential communities?", vocab)
     assert "电梯" in q.terms and "电梯" not in q.predicates
     assert {"协调", "加装"} & set(q.predicates)
+
+
+def test_an_english_how_many_questions_own_verb_picks_the_figure(vocab):
+    # the verb of "were adopted", not "collected" of the noun's relative clause: the one that says
+    # which of 收集…133条 and 其中4条被…采纳 is asked, as 办结 does in 已办结多少条
+    q = analyse("How many of the suggestions collected by the liaison stations were adopted by the legislature?", vocab)
+    assert q.asked_verb == "采纳"
+    q = analyse("How many party group meetings did the Xin'an county standing committee hold in 2023?", vocab)
+    assert q.asked_verb == "召开"
+    assert analyse("How many high-speed rail stations does Luoyang have?", vocab).asked_verb is None
 
 
 @pytest.mark.parametrize("question, kind", [
