@@ -56,7 +56,8 @@ EN_UNITS = [
     (r"cases|letters|suggestions|proposals|motions", "件"), (r"articles|reports", "篇"),
     (r"hours", "小时"), (r"mu", "亩"), (r"hectares", "公顷"), (r"tons|tonnes", "吨"),
 ]
-EN_HOW_MANY = re.compile(r"how many ((?:[\w'-]+ ?){1,8})", re.I)
+# the noun may run through commas: "how many city, county and township deputies has …"
+EN_HOW_MANY = re.compile(r"how many ((?:[\w'-]+,? ?){1,8})", re.I)
 EN_STOP = set("is are was were did do does have has had in of for on at by per will can that from to with "
               "were been there this the a an its their his her our these those".split())
 # classifiers a question may use for what the text counts with another
@@ -312,13 +313,34 @@ KIND_PATTERNS = ((DAY, "date"), (QUANTITY, "number"), (WHO, "who"), (DATE, "date
 
 def _en_counted_words(text: str) -> list[str]:
     """The noun phrase after "how many", up to its verb: "how many elderly meal canteens has…"
-    → [elderly, meal, canteens]; its last word is what is counted."""
+    → [elderly, meal, canteens]; its last word is what is counted. Of a part of a set ("how many
+    of the 133 opinions …", "Of the 289 problems found …, how many …"), the set's noun."""
     m = EN_HOW_MANY.search(text)
+    phrase = m.group(1).lower() if m else ""
+    set_of = r"of (?:the |those |these |its |their )?(?:[\w-]+'s )?(?:[\d,.]+(?:-plus)? )?"
+    part = re.match(set_of + "(.*)", phrase)
+    if part and part.group(1).split() and part.group(1).split()[0] not in ("them", "those", "these", "which"):
+        phrase = part.group(1)
+    elif not phrase.split() or phrase.split()[0] in EN_STOP:
+        of = re.search(rf"\b{set_of}((?:[\w'-]+,? ?){{1,8}})[^?]*how many", text, re.I)
+        phrase = of.group(1).lower() if of else ""
+    return _en_noun_words(phrase)
+
+
+def _en_noun_words(phrase: str) -> list[str]:
+    """The words of an English noun phrase at the start of ``phrase``, up to what ends it."""
     words: list[str] = []
-    for w in (m.group(1).lower().split() if m else []):
-        # a participle after a plural noun ends it: "how many people attended", "elderly people
-        # aged 60" (not "disabled and semi-disabled elderly people")
-        if w in EN_STOP or (words and w.endswith("ed") and (words[-1].endswith("s") or words[-1] == "people")):
+    for w in phrase.lower().split():
+        if w.endswith(","):  # "city, county and township deputies"; a plural before it ends the noun
+            if w.rstrip(",").endswith("s"):
+                words.append(w.rstrip(","))
+                break
+            w = w.rstrip(",")
+        # a participle after a plural noun ends it ("how many people attended", "elderly people
+        # aged 60", not "disabled and semi-disabled elderly people"), and so does a new subject
+        # ("the opinions Luoyang's deputies put forward", not "people's congress deputies")
+        if w in EN_STOP or (words and (w.endswith("'s") or w.endswith("ed"))
+                            and (words[-1].endswith("s") or words[-1] == "people")):
             break
         words.append(w)
     return words
@@ -479,7 +501,7 @@ def _en_asked_verb(text: str, vocab: Vocabulary) -> str | None:
         return None
     rest = re.split(r"[,;:?]", m.group(1))[0]
     tokens = re.findall(r"[A-Za-z][\w'-]*", rest)
-    counted = len(_en_counted_words(text))
+    counted = len(_en_noun_words(rest))
     aux = next((i for i, w in enumerate(tokens) if i >= counted and w.lower() in
                 ("were", "was", "are", "is", "did", "do", "does", "have", "has", "had", "got", "get")), None)
     if aux is None:

@@ -117,6 +117,14 @@ def test_an_english_question_is_not_refused_for_words_the_glossary_lacks(answere
     assert ans.found and "电梯" in ans.answer and "部" in ans.answer, ans.answer
 
 
+def test_an_english_questions_own_verb_picks_which_figure_of_the_sentence(answerer):
+    # 共梳理上报50余条,其中4条被省级立法机关采纳: "were adopted" asks the second, "report" the first
+    ans = answerer.ask("How many of the comments Xishi District sent up on six draft laws were adopted?")
+    assert ans.found and ans.answer.startswith("其中4条"), ans.answer
+    ans = answerer.ask("How many opinions did Xishi District sort out and report on the six draft laws?")
+    assert ans.found and "50余条" in ans.answer, ans.answer
+
+
 def test_a_question_sharing_only_place_and_year_with_the_corpus_is_refused(answerer):
     ans = answerer.ask("中原区2020年降雨量是多少毫米？")
     assert not ans.found and "中原区" not in ans.answer

@@ -40,6 +40,11 @@ def test_the_kind_of_answer_asked(question, kind):
     # people by their role, and the noun ended by a participle: "people attended" counts people
     ("How many voters did deputies receive?", "人"), ("How many people attended the symposium?", "人"),
     ("How many elderly people aged 60 and over live in the county?", "人"),
+    ("How many city, county and township deputies has Gaizhou entered?", "人"),
+    ("How many opinions, suggestions and problems did the stations collect?", None),
+    # a part of a set counts what the set does
+    ("How many of the 133 opinions and suggestions collected at the stations have been resolved?", "件"),
+    ("Of the 206 deputies stationed in the district's liaison stations, how many are city deputies?", "人"),
     ("科研基地占地面积有多少亩？", "亩"), ("每部电梯平均节省了多少安装资金？", "元"), ("How many hours did the group spend on study?", "小时"),
 ])
 def test_the_unit_asked(question, unit):
