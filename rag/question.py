@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .glossary import GLOSSARY, expand_query, glossary_coverage, is_english, to_chinese_terms
-from .lexicon import Lexicon, classifiers, stem
+from .lexicon import Lexicon, classifiers, question_stems
 from .normalize import nfkc
 from .pinyin import PinyinTable
 from .tokenize import STOPWORDS, dictionary_tag, tokenizer, tokens
@@ -319,7 +319,8 @@ def _en_counted_words(text: str) -> list[str]:
     phrase = m.group(1).lower() if m else ""
     set_of = r"of (?:the |those |these |its |their )?(?:[\w-]+'s )?(?:[\d,.]+(?:-plus)? )?"
     part = re.match(set_of + "(.*)", phrase)
-    if part and part.group(1).split() and part.group(1).split()[0] not in ("them", "those", "these", "which"):
+    after_of = part.group(1).split() if part else []
+    if after_of and after_of[0] not in ("them", "those", "these", "which"):
         phrase = part.group(1)
     elif not phrase.split() or phrase.split()[0] in EN_STOP:
         of = re.search(rf"\b{set_of}((?:[\w'-]+,? ?){{1,8}})[^?]*how many", text, re.I)
@@ -455,15 +456,19 @@ def _asked_word(text: str) -> str | None:
     return words[-1] if words else None
 
 
+def _chinese_for(word: str, question: str, vocab: Vocabulary) -> list[str]:
+    """An English word's Chinese: the glossary's, else CC-CEDICT's among the words the
+    publications use."""
+    return to_chinese_terms(word).split() or list(vocab.lexicon.words_for(word, question_stems(question)))
+
+
 def _counted(text: str, english: bool, vocab: Vocabulary) -> str | None:
     """The noun a how-many question counts: the word after 多少/几 and its classifier, or the
     Chinese of the last word of the noun after "how many" (canteens → 食堂; from CC-CEDICT
     where the glossary lacks it)."""
     if english:
         words = _en_counted_words(text)
-        zh = to_chinese_terms(words[-1]).split() if words else []
-        if words and not zh:
-            zh = list(vocab.lexicon.words_for(words[-1], {stem(w) for w in re.findall(r"[a-z][a-z'-]*", text.lower())}))
+        zh = _chinese_for(words[-1], text, vocab) if words else []
         return zh[0] if zh else None
     m = re.search(rf"(?:多少|几)(?:{UNITS})?([\u4e00-\u9fff]{{2,8}})", text)
     if not m:
@@ -486,7 +491,7 @@ def _asked_verb(text: str) -> str | None:
 
 # what stands between an English how-many noun and its verb: auxiliaries, the subject's
 # determiners and prepositions, adverbs of time or degree
-EN_NOT_VERB = EN_STOP | set("been being be get got had actually already eventually finally so far so far in total "
+EN_NOT_VERB = EN_STOP | set("been being be get got actually already eventually finally so far in total "
                             "altogether all together also ever yet now still really each every one".split())
 
 
@@ -506,12 +511,10 @@ def _en_asked_verb(text: str, vocab: Vocabulary) -> str | None:
                 ("were", "was", "are", "is", "did", "do", "does", "have", "has", "had", "got", "get")), None)
     if aux is None:
         return None
-    context = {stem(w) for w in re.findall(r"[a-z][a-z'-]*", text.lower())}
     for word in tokens[aux + 1:aux + 10]:
         if word[0].isupper() or word.lower() in EN_NOT_VERB or "'" in word:
             continue
-        zh = to_chinese_terms(word).split() or list(vocab.lexicon.words_for(word, context))
-        verbs = [w for w in zh if len(w) >= 2 and dictionary_tag(w) in ("v", "vn") and w not in ASKING]
+        verbs = [w for w in _chinese_for(word, text, vocab) if len(w) >= 2 and dictionary_tag(w) in ("v", "vn") and w not in ASKING]
         if verbs:
             return verbs[0]
     return None
