@@ -46,12 +46,21 @@ def _dictionary_path() -> Path | None:
     return found[0] if found else None
 
 
-def senses() -> dict[str, list[tuple[str, frozenset[str], int]]]:
+def senses() -> dict[str, list[tuple[str, frozenset[str], int, bool]]]:
     """English stem → (simplified headword, the stems of that sense, the sense's position in
-    the entry: 0 is its first meaning); built once per
+    the entry: 0 is its first meaning, whether the sense is a verb's: "to found"); built once per
     process (~1 s). Empty when the dictionary is not installed: English then relies on the
     glossary and the dense side, as before."""
     return _read()[0]
+
+
+def lemmas(word: str, pos: str) -> tuple[str, ...]:
+    """The dictionary forms of an English word read as a verb or a noun (lemminflect's lexicon):
+    "found" as a verb is "find" (and "found"), "settled" is "settle", "activities" is
+    "activity"; () where the word cannot be one (a verb wanted, "inspection" given)."""
+    from lemminflect import getAllLemmas
+
+    return tuple(getAllLemmas(word.lower(), upos=pos).get(pos, ()))
 
 
 def classifiers(word: str) -> tuple[str, ...]:
@@ -61,9 +70,9 @@ def classifiers(word: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=1)
-def _read() -> tuple[dict[str, list[tuple[str, frozenset[str], int]]], dict[str, tuple[str, ...]]]:
+def _read() -> tuple[dict[str, list[tuple[str, frozenset[str], int, bool]]], dict[str, tuple[str, ...]]]:
     path = _dictionary_path()
-    index: dict[str, list[tuple[str, frozenset[str], int]]] = {}
+    index: dict[str, list[tuple[str, frozenset[str], int, bool]]] = {}
     measure: dict[str, tuple[str, ...]] = {}
     if path is None:
         return index, measure
@@ -82,16 +91,27 @@ def _read() -> tuple[dict[str, list[tuple[str, frozenset[str], int]]], dict[str,
                     measure[word] = tuple(dict.fromkeys(measure.get(word, ()) + found))
                 if not sense or _SKIP_SENSE.match(sense):
                     continue
-                sense = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", sense)
-                sense = re.sub(r"^(?:to|a|an|the) ", "", sense.strip())
+                sense = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", sense).strip()
+                verbal = sense.startswith("to ")
+                sense = re.sub(r"^(?:to|a|an|the) ", "", sense)
                 words = [stem(w) for w in re.findall(r"[a-z][a-z'-]*", sense.lower())]
                 words = [w for w in words if w not in ("a", "an", "the", "of", "to", "sth", "sb", "one's")]
                 if not words or len(words) > 4:
                     continue
                 stems = frozenset(words)
                 for w in stems:
-                    index.setdefault(w, []).append((word, stems, position))
+                    index.setdefault(w, []).append((word, stems, position, verbal))
     return index, measure
+
+
+# jieba's tags of a Chinese verb, and of a noun (vn: a verb used as a noun, 活动, 检查)
+POS_TAGS = {"VERB": ("v", "vn"), "NOUN": ("n", "nz", "vn", "ng")}
+
+
+def _tagged(word: str, pos: str) -> bool:
+    from .tokenize import dictionary_tag
+
+    return dictionary_tag(word) in POS_TAGS[pos]
 
 
 class Lexicon:
@@ -101,19 +121,31 @@ class Lexicon:
     def __init__(self, count: Callable[[str], int], per_word: int = 1):
         self.count, self.per_word = count, per_word
 
-    def words_for(self, english: str, context: set[str]) -> tuple[str, ...]:
+    def words_for(self, english: str, context: set[str], pos: str | None = None) -> tuple[str, ...]:
         """Up to ``per_word`` headwords with a sense made of the word and, if it has more words,
         only words the question also has ("residential area" needs both); the longest such
         sense first (the most specific), then a headword's first meanings, then the ones the
-        publications use most."""
-        key = stem(english)
-        best: dict[str, tuple[int, int]] = {}
-        for word, stems, position in senses().get(key, ()):
-            if stems <= context and self.count(word) > 0:
-                rank = (-len(stems), position)
+        publications use most.
+
+        With ``pos`` ("VERB" or "NOUN"), every headword, the word read as that part of speech:
+        by its usual dictionary form ("were found" is "find": 发现, not 创建 of "to found"),
+        senses of that kind only, headwords jieba tags so (a noun wanted: 活动, not 作为 of
+        "activity"), and the publications' own usage weighed against a late sense (their
+        count over one plus its position: 解决 "to settle", not the rare 和解)."""
+        if pos is None:
+            keys = {stem(english)}
+        else:
+            forms = lemmas(english, pos)
+            keys = {stem(forms[0])} if forms else set()
+        best: dict[str, tuple[int, float]] = {}
+        for word, stems, position, verbal in (s for key in keys for s in senses().get(key, ())):
+            if pos is not None and (verbal != (pos == "VERB") or not _tagged(word, pos)):
+                continue
+            if stems <= context | keys and self.count(word) > 0:
+                rank = (-len(stems), position if pos is None else -self.count(word) / (1 + position))
                 best[word] = min(best.get(word, rank), rank)
         ranked = sorted(best, key=lambda w: (*best[w], -self.count(w)))
-        return tuple(ranked[: self.per_word])
+        return tuple(ranked if pos else ranked[: self.per_word])
 
     def terms(self, words: list[str], question: str) -> dict[str, tuple[str, ...]]:
         """Each of ``words`` (an English question's topic words) → its Chinese words."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .glossary import GLOSSARY, expand_query, glossary_coverage, is_english, to_chinese_terms
-from .lexicon import Lexicon, classifiers, question_stems
+from .lexicon import POS_TAGS, Lexicon, classifiers, lemmas, question_stems
 from .normalize import nfkc
 from .pinyin import PinyinTable
 from .tokenize import STOPWORDS, dictionary_tag, tokenizer, tokens
@@ -456,10 +456,10 @@ def _asked_word(text: str) -> str | None:
     return words[-1] if words else None
 
 
-def _chinese_for(word: str, question: str, vocab: Vocabulary) -> list[str]:
+def _chinese_for(word: str, question: str, vocab: Vocabulary, pos: str | None = None) -> list[str]:
     """An English word's Chinese: the glossary's, else CC-CEDICT's among the words the
-    publications use."""
-    return to_chinese_terms(word).split() or list(vocab.lexicon.words_for(word, question_stems(question)))
+    publications use; with ``pos``, CC-CEDICT's for the word read as a verb or a noun."""
+    return to_chinese_terms(word).split() or list(vocab.lexicon.words_for(word, question_stems(question), pos))
 
 
 def _counted(text: str, english: bool, vocab: Vocabulary) -> str | None:
@@ -468,7 +468,7 @@ def _counted(text: str, english: bool, vocab: Vocabulary) -> str | None:
     where the glossary lacks it)."""
     if english:
         words = _en_counted_words(text)
-        zh = _chinese_for(words[-1], text, vocab) if words else []
+        zh = (_chinese_for(words[-1], text, vocab, "NOUN") or _chinese_for(words[-1], text, vocab)) if words else []
         return zh[0] if zh else None
     m = re.search(rf"(?:多少|几)(?:{UNITS})?([\u4e00-\u9fff]{{2,8}})", text)
     if not m:
@@ -512,9 +512,10 @@ def _en_asked_verb(text: str, vocab: Vocabulary) -> str | None:
     if aux is None:
         return None
     for word in tokens[aux + 1:aux + 10]:
-        if word[0].isupper() or word.lower() in EN_NOT_VERB or "'" in word:
-            continue
-        verbs = [w for w in _chinese_for(word, text, vocab) if len(w) >= 2 and dictionary_tag(w) in ("v", "vn") and w not in ASKING]
+        if word[0].isupper() or word.lower() in EN_NOT_VERB or "'" in word or not lemmas(word, "VERB"):
+            continue  # a name, a function word, or a word that is never a verb (the subject's nouns)
+        verbs = [w for w in _chinese_for(word, text, vocab, "VERB") if len(w) >= 2 and dictionary_tag(w) in POS_TAGS["VERB"]
+                 and w not in ASKING]
         if verbs:
             return verbs[0]
     return None
