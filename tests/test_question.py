@@ -193,6 +193,20 @@ def test_an_english_how_many_questions_own_verb_picks_the_figure(vocab):
     assert analyse("How many high-speed rail stations does Luoyang have?", vocab).asked_verb is None
 
 
+def test_an_english_word_is_read_as_the_verb_or_noun_the_question_uses_it_as(vocab):
+    # "were found" is the past of find (发现), not "to found" (创建); "settled" is to settle (解决),
+    # not the adjective (安定); the subject's nouns before the verb ("the law enforcement
+    # inspection") are never verbs; a counted "activities" is the noun 活动, not 作为 (one's conduct)
+    q = analyse("Of the 289 problems identified in the supervision, how many were found in Yiyang County?", vocab)
+    assert q.asked_verb == "发现"
+    q = analyse("Of the opinions the deputies put forward in 2024, how many had been settled?", vocab)
+    assert q.asked_verb == "解决"
+    q = analyse("How many problems did the law enforcement inspection on ancient trees turn up?", vocab)
+    assert q.asked_verb != "执法"
+    q = analyse("How many liaison-station activities did the seven stations hold in 2025?", vocab)
+    assert q.counted == "活动"
+
+
 @pytest.mark.parametrize("question, kind", [
     ("When did the regulations take effect?", "date"), ("In what year was the station set up?", "date"),
     ("By when must the plan be finished?", "date"),
