@@ -20,11 +20,26 @@ def _load(path: Path) -> dict[str, str]:
     return out
 
 
+def _key(phrase: str) -> str:
+    """A phrase without its possessive marks: "director's meeting" → "director meeting"."""
+    return re.sub(r"'s\b|(?<=s)'(?![a-z])", "", phrase.lower())
+
+
 GLOSSARY: dict[str, str] = _load(Path(__file__).with_name("data") / "glossary.tsv")
-_PHRASES = sorted(GLOSSARY, key=len, reverse=True)
-_PATTERN = re.compile(
-    r"(?<![a-z])(" + "|".join(re.escape(p) for p in _PHRASES) + r")(?:s|es)?(?![a-z])", re.IGNORECASE
-)
+_BY_KEY = {_key(p): zh for p, zh in GLOSSARY.items()}
+# each word of a phrase as written or possessive ("directors' meetings" meets "director's meeting",
+# "deputies homes" meets "deputies' homes"); the phrase itself may be plural
+_FORMS = {k: r"\s+".join(re.escape(w) + r"(?:'s|s'|')?" for w in k.split())
+          for k in sorted(_BY_KEY, key=len, reverse=True)}
+_PATTERN = re.compile(r"(?<![a-z])(" + "|".join(_FORMS.values()) + r")(?:s|es)?(?![a-z])", re.IGNORECASE)
+
+
+def _entry(matched: str) -> str:
+    """The glossary's Chinese for the phrase ``_PATTERN`` matched (its group 1)."""
+    k = _key(matched)
+    if k not in _BY_KEY:  # "directors' meeting": its key keeps the s, the entry's has none
+        k = next(k for k, form in _FORMS.items() if re.fullmatch(form, matched, re.IGNORECASE))
+    return _BY_KEY[k]
 
 
 def is_english(text: str) -> bool:
@@ -38,7 +53,7 @@ def to_chinese_terms(text: str) -> str:
     terms: list[str] = []
     lowered = text.lower()
     for m in _PATTERN.finditer(lowered):
-        terms.extend(GLOSSARY[m.group(1).lower()].split())
+        terms.extend(_entry(m.group(1)).split())
     for year in re.findall(r"\b(?:19|20)\d{2}\b", text):
         terms.append(f"{year}年")
     for age in re.findall(r"\b(\d{1,3})(?: years old| years)? (?:and|or) (?:over|above|older)\b", lowered):

@@ -220,3 +220,13 @@ def test_when_asks_a_date_only_as_the_question_word(question, kind):
 def test_a_count_in_the_catch_all_classifier_answers_a_count_of_things_not_of_people():
     assert unit_fits("处", "82个") and unit_fits("份", "9件")
     assert not unit_fits("名", "5个")
+
+
+def test_a_glossary_phrase_is_found_in_its_possessive_and_plural_forms():
+    from rag.glossary import to_chinese_terms
+
+    assert "主任会议" in to_chinese_terms("How many directors' meetings did it convene?").split()
+    assert "主任会议" in to_chinese_terms("How many director's meetings were held?").split()
+    assert "代表之家" in to_chinese_terms("How many deputies homes are there?").split()
+    assert "人民代表大会" in to_chinese_terms("the peoples congresses of Luoyang").split()
+    assert "次" not in to_chinese_terms("By the time of its report").split()  # "time" is not "times" (次)
