@@ -57,7 +57,7 @@ EN_UNITS = [
     (r"hours", "小时"), (r"mu", "亩"), (r"hectares", "公顷"), (r"tons|tonnes", "吨"),
 ]
 # the noun may run through commas: "how many city, county and township deputies has …"
-EN_HOW_MANY = re.compile(r"how many ((?:[\w'-]+,? ?){1,8})", re.I)
+EN_HOW_MANY = re.compile(r"how many ((?:[\w'-]++,? ?){1,8})", re.I)
 EN_STOP = set("is are was were did do does have has had in of for on at by per will can that from to with "
               "were been there this the a an its their his her our these those".split())
 # classifiers a question may use for what the text counts with another
@@ -323,7 +323,7 @@ def _en_counted_words(text: str) -> list[str]:
     if after_of and after_of[0] not in ("them", "those", "these", "which"):
         phrase = part.group(1)
     elif not phrase.split() or phrase.split()[0] in EN_STOP:
-        of = re.search(rf"\b{set_of}((?:[\w'-]+,? ?){{1,8}})[^?]*how many", text, re.I)
+        of = re.search(rf"\b{set_of}((?:[\w'-]++,? ?){{1,8}})[^?]*how many", text, re.I)
         phrase = of.group(1).lower() if of else ""
     return _en_noun_words(phrase)
 
