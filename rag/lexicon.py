@@ -137,11 +137,12 @@ class Lexicon:
         else:
             forms = lemmas(english, pos)
             keys = {stem(forms[0])} if forms else set()
+        within = context | keys  # the lemma ("find") is not among the question's words ("found")
         best: dict[str, tuple[int, float]] = {}
         for word, stems, position, verbal in (s for key in keys for s in senses().get(key, ())):
             if pos is not None and (verbal != (pos == "VERB") or not _tagged(word, pos)):
                 continue
-            if stems <= context | keys and self.count(word) > 0:
+            if stems <= within and self.count(word) > 0:
                 rank = (-len(stems), position if pos is None else -self.count(word) / (1 + position))
                 best[word] = min(best.get(word, rank), rank)
         ranked = sorted(best, key=lambda w: (*best[w], -self.count(w)))
