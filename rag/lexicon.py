@@ -10,6 +10,7 @@ publications contain it. No list is written by hand here, so no question is spec
 from __future__ import annotations
 
 import gzip
+import math
 import re
 from collections.abc import Callable
 from functools import lru_cache
@@ -24,7 +25,7 @@ _CJK = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
 def stem(word: str) -> str:
     """A crude English stem, applied alike to question words and dictionary senses, so
     "installed", "installing" and "installs" meet "install" and "compounds" meets "compound"."""
-    w = word.lower().strip("'")
+    w = re.sub(r"'s?$", "", word.lower().strip("'"))  # institution's, members'
     for suffix, repl in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
         if w.endswith(suffix) and len(w) - len(suffix) >= 3 and not w.endswith("ss"):
             return w[: len(w) - len(suffix)] + repl
@@ -118,10 +119,17 @@ class Lexicon:
     """The Chinese words for the words of an English question, among those the publications
     contain."""
 
-    def __init__(self, count: Callable[[str], int], per_word: int = 1):
-        self.count, self.per_word = count, per_word
+    # the share of the passages a word is in past which it tells no topic apart, and the passages
+    # a word's co-occurrence share is smoothed by (a word of one passage is not evidence)
+    COMMON = 0.3
+    SMOOTHING = 5
 
-    def words_for(self, english: str, context: set[str], pos: str | None = None) -> tuple[str, ...]:
+    def __init__(self, count: Callable[[str], int], passages: Callable[[str], frozenset[int]] | None = None,
+                 documents: int = 0, per_word: int = 1):
+        self.count, self.passages, self.documents, self.per_word = count, passages, documents, per_word
+
+    def words_for(self, english: str, context: set[str], pos: str | None = None,
+                  all_senses: bool = False) -> tuple[str, ...]:
         """Up to ``per_word`` headwords with a sense made of the word and, if it has more words,
         only words the question also has ("residential area" needs both); the longest such
         sense first (the most specific), then a headword's first meanings, then the ones the
@@ -132,8 +140,8 @@ class Lexicon:
         senses of that kind only, headwords jieba tags so (a noun wanted: 活动, not 作为 of
         "activity"), and the publications' own usage weighed against a late sense (their
         count over one plus its position: 解决 "to settle", not the rare 和解)."""
-        if pos is None:
-            keys = {stem(english)}
+        if pos is None:  # the crude stem and every dictionary form ("stages" is "stage", not "stag")
+            keys = {stem(english), *(stem(f) for p in ("NOUN", "VERB", "ADJ") for f in lemmas(english, p))}
         else:
             forms = lemmas(english, pos)
             keys = {stem(forms[0])} if forms else set()
@@ -146,9 +154,30 @@ class Lexicon:
                 rank = (-len(stems), position if pos is None else -self.count(word) / (1 + position))
                 best[word] = min(best.get(word, rank), rank)
         ranked = sorted(best, key=lambda w: (*best[w], -self.count(w)))
-        return tuple(ranked if pos else ranked[: self.per_word])
+        return tuple(ranked if pos or all_senses else ranked[: self.per_word])
 
-    def terms(self, words: list[str], question: str) -> dict[str, tuple[str, ...]]:
-        """Each of ``words`` (an English question's topic words) → its Chinese words."""
+    def terms(self, words: list[str], question: str, anchors: list[str] = ()) -> dict[str, tuple[str, ...]]:
+        """Each of ``words`` (an English question's topic words) → its Chinese words.
+
+        With ``anchors`` (the Chinese the question is already known to mean: its glossary terms
+        and names), a word's headwords are ranked by how often the publications write them
+        beside those: "parking" is 停车 beside 条例, not 公园; "institutions" beside 养老 is
+        机构, not 制度. Query translation by co-occurrence, as in cross-language retrieval
+        (Ballesteros & Croft 1998); the dictionary's order breaks ties."""
         context = question_stems(question)
-        return {w: self.words_for(w, context) for w in words}
+        if not anchors or self.passages is None:
+            return {w: self.words_for(w, context) for w in words}
+        held = [(self.passages(a), math.log((self.documents + 1) / (self.count(a) + 1)))
+                for a in dict.fromkeys(anchors)
+                if not re.fullmatch(r"\d+年", a) and 0 < self.count(a) < self.COMMON * self.documents]
+        out = {}
+        for w in words:
+            ranked = self.words_for(w, context, all_senses=True)
+            out[w] = tuple(sorted(ranked, key=lambda c: -self._beside(c, held))[: self.per_word])
+        return out
+
+    def _beside(self, word: str, anchors: list[tuple[frozenset[int], float]]) -> float:
+        """How much the publications write ``word`` beside the anchors: per anchor, the share of
+        the word's passages that hold it (smoothed), weighted by the anchor's rarity."""
+        mine = self.passages(word)
+        return sum(weight * len(mine & theirs) for theirs, weight in anchors) / (len(mine) + self.SMOOTHING)

@@ -217,7 +217,8 @@ class Vocabulary:
         self.broader = broader or {}  # place → the places that contain it (站前区 → 营口市, 辽宁省)
         self._pinyin = pinyin
         self._held: dict[str, int] = {}
-        self.lexicon = Lexicon(self.count)
+        self._passages: dict[str, frozenset[int]] = {}
+        self.lexicon = Lexicon(self.count, self.passages, n_docs)
 
     def holding(self, term: str, first_only: bool = False) -> int:
         """In how many passages the term occurs as written: the passages that hold all of its
@@ -225,25 +226,35 @@ class Vocabulary:
         candidates the count is estimated from the share of those checked."""
         if term in self._held:
             return self._held[term]
-        toks = list(dict.fromkeys(tokens(term, keep_stopwords=True)))
+        cand = self._candidates(term)
+        checked = cand[: self.CHECK_LIMIT]
+        if first_only:
+            return int(any(term in self.chunk_texts[i] for i in checked))
+        found = self.passages(term)
+        n = round(len(found) * len(cand) / len(checked)) if len(checked) else 0
+        self._held[term] = n
+        return n
+
+    def _candidates(self, term: str) -> np.ndarray:
+        """The passages that hold all of the term's index tokens (every passage of a small corpus
+        when it crosses the tokens' boundaries)."""
         cand = None
-        for t in sorted(toks, key=lambda t: len(self.postings(t))):
+        for t in sorted(dict.fromkeys(tokens(term, keep_stopwords=True)), key=lambda t: len(self.postings(t))):
             p = self.postings(t)
             cand = p if cand is None else np.intersect1d(cand, p, assume_unique=True)
             if not len(cand):
                 break
         if cand is None or (not len(cand) and self.n_docs <= self.FULL_SCAN_PASSAGES):
             cand = np.arange(self.n_docs)
-        checked = cand[: self.CHECK_LIMIT]
-        hits = 0
-        for i in checked:
-            if term in self.chunk_texts[i]:
-                hits += 1
-                if first_only:
-                    return 1
-        n = round(hits * len(cand) / len(checked)) if len(checked) else 0
-        self._held[term] = n
-        return n
+        return cand
+
+    def passages(self, term: str) -> frozenset[int]:
+        """The passages (positions) that write the term, among the first CHECK_LIMIT that may;
+        cached."""
+        if term not in self._passages:
+            self._passages[term] = frozenset(int(i) for i in self._candidates(term)[: self.CHECK_LIMIT]
+                                             if term in self.chunk_texts[i])
+        return self._passages[term]
 
     @functools.cached_property
     def _place_parts(self) -> set[str]:
@@ -381,8 +392,9 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
     english = is_english(text)
     zh = to_chinese_terms(text) if english else text
     unmapped, bridged = [], []
+    names_zh = _transliterated(text, vocab) if english else ()
     if english:  # words the glossary lacks: CC-CEDICT's Chinese for them, if the publications use it
-        for word, found in vocab.lexicon.terms(glossary_coverage(text)[1], text).items():
+        for word, found in vocab.lexicon.terms(glossary_coverage(text)[1], text, [*zh.split(), *names_zh]).items():
             if found:
                 bridged.extend(found)
             else:
@@ -390,7 +402,6 @@ def analyse(text: str, vocab: Vocabulary) -> Question:
         bridged = list(dict.fromkeys(bridged))
         zh = " ".join([zh, *bridged])
     cjk_inside = " ".join(re.findall(r"[\u4e00-\u9fff]+", text)) if english else ""
-    names_zh = _transliterated(text, vocab) if english else ()
     cjk_inside = " ".join([cjk_inside, *names_zh]).strip()
     expanded = expand_query(text)
     places, unknown = _places(text, expanded, vocab)

@@ -120,6 +120,26 @@ def test_a_dictionary_sense_of_several_words_needs_them_all_in_the_question(voca
     assert "水务" not in lexicon.terms(["water"], "how much water was used")["water"]
 
 
+@pytest.mark.parametrize("question, meant, not_meant", [
+    # "parking" is 停车 beside 条例 (regulations), 公园 (a park) alone: the dictionary's first sense
+    ("Which parking problems did Luoyang's new regulations address?", "停车", "公园"),
+    ("Which parking problems were raised?", "公园", "停车"),
+    # "institutions" is 机构 beside 养老 (elderly care) and 汝阳县, 制度 (a system) alone
+    ("Which problems do elderly care institutions in Ruyang County face?", "机构", "制度"),
+    ("What problems do institutions face?", "制度", "机构"),
+])
+def test_an_english_word_is_read_as_the_chinese_the_publications_write_beside_the_questions_other_terms(
+        vocab, question, meant, not_meant):
+    bridged = analyse(question, vocab).bridged
+    assert meant in bridged and not_meant not in bridged
+
+
+def test_an_english_word_is_looked_up_by_its_dictionary_forms(vocab):
+    # the crude stem of "stages" is "stag", of "standardized" "standardiz": neither a sense
+    q = analyse("At which stages of their operation should elderly care institutions be standardized?", vocab)
+    assert {"阶段", "规范化"} <= set(q.bridged) and not q.unmapped
+
+
 @pytest.mark.parametrize("question, counts", [
     ("新安县聘任的552名群众联络员中，女性有多少名？", {552}),
     ("洛龙区新增的3000余个学位中，小学学位有多少个？", {3000}),
