@@ -47,6 +47,12 @@ ORG_NAME = re.compile(r"[\u4e00-\u9fff“”]{2,14}?(?:公司|集团|医院|大�
                       r"委员会|局|院|所)")
 PLACE_NAME = re.compile(r"[\u4e00-\u9fff]{1,6}?(?:省|市|区|县|镇|乡|村|街道|社区|小区)")
 SPOKEN = re.compile(r"[(（]((?:19|20)\d{2})年\d{1,2}月(?:\d{1,2}日)?[^()（）]{0,80}(?:讲话|致辞|报告|演讲|批示|指示|信)[^()（）]{0,6}[)）]")
+# a line wholly in brackets: where an excerpt was said or a report comes from, (2022年12月23日在
+# 中央农村工作会议上的讲话), (来源:…微信公众号2024年5月11日)
+SOURCE_LINE = re.compile(r"[(（][^()（）]{4,}[)）][。.]?")
+# a question that asks when, on what occasion or from where something was said or printed
+OCCASION_ASKED = re.compile(r"哪天|哪一天|何时|什么时候|场合|哪个会|什么会|哪次会|出自|来源|出处|"
+                            r"\bwhen\b|\bdate\b|occasion|\bsource\b|which (?:meeting|conference|session|event)", re.I)
 SO_FAR = {"今年以来", "年初以来"}  # since the start of the year: the period of the text around it
 PERIOD_WORDS = re.compile(r"上半年|下半年|全年|一季度|第一季度|前三季度|今年以来|年初以来|\d{1,2}月(?:份|底|末|以来)|五年来|连续五年|本届|"
                           r"任期内")
@@ -545,6 +551,8 @@ def eligible(q: Question, cand: Candidate) -> bool:
         return False
     if cand.kind == "field" and not f.get("field_match"):
         return False  # a short labelled line, but not the label asked
+    if SOURCE_LINE.fullmatch(cand.sentence.strip()) and not OCCASION_ASKED.search(q.text):
+        return False  # says when and where a passage was said or printed, not what it says
     if f.get("sibling_asked"):
         return False  # 收集4297条,办结3375条: the verb asked (办结) binds the other figure
     if q.is_quantity:  # a figure the question itself states is what it knows, not what it asks

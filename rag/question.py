@@ -705,8 +705,8 @@ def _places(text: str, expanded: str, vocab: Vocabulary) -> tuple[list[str], lis
         for w, suffix in [(w, "") for w in EN_PLACE.findall(text)] + EN_PLACE_SUFFIX.findall(text):
             w = re.sub(r"'s$", "", w)
             key = re.sub(r"[-']", "", w.lower())
-            if w.lower() in GLOSSARY or w in unknown:
-                continue
+            if w.lower() in GLOSSARY or w in unknown or w.lower() in MONTHS:
+                continue  # "in May 2024" names a month, not a place
             if key not in vocab.romanised:
                 unknown.append(w)  # a place name no publication writes, in any spelling
                 continue

@@ -280,3 +280,20 @@ def test_two_items_and_so_on_are_a_list(answerer):
     q, cands = candidates_of(answerer, "养老服务联动监督时，检查组督促养老服务机构建立健全了哪些安全责任制？")
     assert any("消防、食品等安全责任制" in c.sentence for c in cands if eligible(q, c))
 
+
+
+@pytest.mark.parametrize("question, answerable", [
+    ("What did Xi Jinping say at the Central Rural Work Conference in December 2022 about industry and agriculture?", False),
+    ("习近平2022年在中央农村工作会议上讲了工农城乡循环的什么作用？", False),
+    ("习近平关于畅通工农城乡循环的那段话是在什么场合讲的？", True),
+    ("习近平哪一天在中央农村工作会议上讲了畅通工农城乡循环？", True),
+])
+def test_a_line_saying_where_an_excerpt_was_said_answers_only_when_or_where_it_was_said(answerer, question, answerable):
+    """(2022年12月23日在中央农村工作会议上的讲话) closes an excerpt: it tells the occasion, not what
+    was said."""
+    from rag.candidates import SOURCE_LINE, eligible
+
+    q, cands = candidates_of(answerer, question)
+    lines = [c for c in cands if SOURCE_LINE.fullmatch(c.sentence.strip()) and "中央农村工作会议" in c.sentence]
+    assert lines, "the excerpt's source line is among the candidates"
+    assert any(eligible(q, c) for c in lines) == answerable

@@ -261,3 +261,8 @@ def test_a_long_english_question_without_how_many_is_read_in_linear_time(vocab):
             + "team that Ruyang County set up in villages?")
     started = time.perf_counter()  # a bound 500 times the usual 5 ms: no flake, and the old reading misses it
     assert analyse(text, vocab).kind != "number" and time.perf_counter() - started < 3
+
+
+def test_a_month_after_in_is_not_a_place(vocab):
+    q = analyse("Which edition of the Civil Code publicity month took place in May 2024?", vocab)
+    assert q.unknown_places == () and q.months == frozenset({5})
