@@ -165,15 +165,16 @@ class Lexicon:
         机构, not 制度. Query translation by co-occurrence, as in cross-language retrieval
         (Ballesteros & Croft 1998); the dictionary's order breaks ties."""
         context = question_stems(question)
-        if not anchors or self.passages is None:
-            return {w: self.words_for(w, context) for w in words}
         held = [(self.passages(a), math.log((self.documents + 1) / (self.count(a) + 1)))
                 for a in dict.fromkeys(anchors)
-                if not re.fullmatch(r"\d+年", a) and 0 < self.count(a) < self.COMMON * self.documents]
+                if not re.fullmatch(r"\d+年", a) and 0 < self.count(a) < self.COMMON * self.documents
+                ] if self.passages is not None else []
         out = {}
         for w in words:
             ranked = self.words_for(w, context, all_senses=True)
-            out[w] = tuple(sorted(ranked, key=lambda c: -self._beside(c, held))[: self.per_word])
+            if held:  # sorted is stable: the dictionary's order breaks ties
+                ranked = tuple(sorted(ranked, key=lambda c: -self._beside(c, held)))
+            out[w] = ranked[: self.per_word]
         return out
 
     def _beside(self, word: str, anchors: list[tuple[frozenset[int], float]]) -> float:

@@ -216,24 +216,32 @@ class Vocabulary:
         self.postings = postings  # token → positions of the passages holding it
         self.broader = broader or {}  # place → the places that contain it (站前区 → 营口市, 辽宁省)
         self._pinyin = pinyin
-        self._held: dict[str, int] = {}
-        self._passages: dict[str, frozenset[int]] = {}
+        self._scanned: dict[str, tuple[frozenset[int], int]] = {}
         self.lexicon = Lexicon(self.count, self.passages, n_docs)
 
     def holding(self, term: str, first_only: bool = False) -> int:
         """In how many passages the term occurs as written: the passages that hold all of its
         tokens (from the index's postings), checked for the term itself. Past CHECK_LIMIT
         candidates the count is estimated from the share of those checked."""
-        if term in self._held:
-            return self._held[term]
-        cand = self._candidates(term)
-        checked = cand[: self.CHECK_LIMIT]
-        if first_only:
-            return int(any(term in self.chunk_texts[i] for i in checked))
-        found = self.passages(term)
-        n = round(len(found) * len(cand) / len(checked)) if len(checked) else 0
-        self._held[term] = n
-        return n
+        if first_only:  # whether any does (1 or 0): stop at the first
+            if term in self._scanned:
+                return int(bool(self._scanned[term][0]))
+            return int(any(term in self.chunk_texts[i] for i in self._candidates(term)[: self.CHECK_LIMIT]))
+        found, n = self._scan(term)
+        return round(len(found) * n / min(n, self.CHECK_LIMIT)) if n else 0
+
+    def passages(self, term: str) -> frozenset[int]:
+        """The passages (positions) that write the term, among the first CHECK_LIMIT that may."""
+        return self._scan(term)[0]
+
+    def _scan(self, term: str) -> tuple[frozenset[int], int]:
+        """(the passages that write the term among the first CHECK_LIMIT that may, how many may);
+        cached: a term's count and its passages come from one scan."""
+        if term not in self._scanned:
+            cand = self._candidates(term)
+            self._scanned[term] = (frozenset(int(i) for i in cand[: self.CHECK_LIMIT] if term in self.chunk_texts[i]),
+                                   len(cand))
+        return self._scanned[term]
 
     def _candidates(self, term: str) -> np.ndarray:
         """The passages that hold all of the term's index tokens (every passage of a small corpus
@@ -247,14 +255,6 @@ class Vocabulary:
         if cand is None or (not len(cand) and self.n_docs <= self.FULL_SCAN_PASSAGES):
             cand = np.arange(self.n_docs)
         return cand
-
-    def passages(self, term: str) -> frozenset[int]:
-        """The passages (positions) that write the term, among the first CHECK_LIMIT that may;
-        cached."""
-        if term not in self._passages:
-            self._passages[term] = frozenset(int(i) for i in self._candidates(term)[: self.CHECK_LIMIT]
-                                             if term in self.chunk_texts[i])
-        return self._passages[term]
 
     @functools.cached_property
     def _place_parts(self) -> set[str]:

@@ -281,7 +281,6 @@ def test_two_items_and_so_on_are_a_list(answerer):
     assert any("消防、食品等安全责任制" in c.sentence for c in cands if eligible(q, c))
 
 
-
 @pytest.mark.parametrize("question, answerable", [
     ("What did Xi Jinping say at the Central Rural Work Conference in December 2022 about industry and agriculture?", False),
     ("习近平2022年在中央农村工作会议上讲了工农城乡循环的什么作用？", False),
